@@ -1,0 +1,10 @@
+// engine/error.cpp
+#include "engine/error.h"
+
+namespace ferry {
+
+void throw_internal(const char* file, int line, const std::string& what) {
+  throw InternalError(str_cat(file, ":", line, ": ", what));
+}
+
+}  // namespace ferry

@@ -1,0 +1,48 @@
+// kernels/cpu/cross_entropy.cpp — reference for kernels/cross_entropy.h.
+#include "kernels/cross_entropy.h"
+
+#include <cmath>
+#include <cstddef>
+
+namespace ferry::kernels::cpu {
+
+template <typename T>
+T cross_entropy_forward_backward(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V,
+                                 T scale, int32_t ignore_index) {
+  int n_valid = 0;
+  for (int n = 0; n < N; ++n) n_valid += targets[n] != ignore_index;
+  const T inv_valid = n_valid ? T(1) / T(n_valid) : T(0);
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; ++n) {
+    const T* x = logits + static_cast<size_t>(n) * V;
+    T* dx = dlogits ? dlogits + static_cast<size_t>(n) * V : nullptr;
+    const int32_t y = targets[n];
+    if (y == ignore_index) {
+      losses[n] = 0;
+      if (dx)
+        for (int v = 0; v < V; ++v) dx[v] = 0;
+      continue;
+    }
+    T mx = x[0];
+    for (int v = 1; v < V; ++v) mx = x[v] > mx ? x[v] : mx;
+    T sum = 0;
+    for (int v = 0; v < V; ++v) sum += std::exp(x[v] - mx);
+    const T lse = mx + std::log(sum);
+    const T target_logit = x[y];  // read before an in-place dlogits overwrites it
+    losses[n] = lse - target_logit;
+    if (dx) {
+      const T g = scale * inv_valid;
+      for (int v = 0; v < V; ++v) dx[v] = g * (std::exp(x[v] - lse) - (v == y ? T(1) : T(0)));
+    }
+  }
+  T total = 0;
+  for (int n = 0; n < N; ++n) total += losses[n];
+  return total * inv_valid;
+}
+
+template float cross_entropy_forward_backward<float>(float*, float*, const float*, const int32_t*, int, int, float,
+                                                     int32_t);
+template double cross_entropy_forward_backward<double>(double*, double*, const double*, const int32_t*, int, int,
+                                                       double, int32_t);
+
+}  // namespace ferry::kernels::cpu

@@ -1,0 +1,56 @@
+// tools/cli/main.cpp — the `ferry` entry point: collects the registered subcommands, parses, and
+// turns errors into one line and an exit status (2 for bad input, 1 for internal failures).
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+
+#include "engine/error.h"
+#include "tools/cli/command.h"
+
+namespace ferry::cli {
+
+namespace {
+std::vector<Command>& registry() {
+  static std::vector<Command> r;
+  return r;
+}
+int g_exit_code = 0;
+}  // namespace
+
+int register_command(Command c) {
+  registry().push_back(std::move(c));
+  return static_cast<int>(registry().size());
+}
+const std::vector<Command>& commands() { return registry(); }
+void set_exit_code(int code) { g_exit_code = code; }
+int exit_code() { return g_exit_code; }
+
+}  // namespace ferry::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "ferry — a GPU-native training engine: pretrain GPT-2-family and BERT-style models, fine-tune them on new "
+      "tasks, benchmark the kernels."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "ferry 0.1.0");
+  auto cmds = ferry::cli::commands();
+  std::sort(cmds.begin(), cmds.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  for (const auto& c : cmds) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    c.setup(*sub);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "ferry: %s\n", e.what());
+    return 2;
+  } catch (const ferry::UserError& e) {
+    std::fprintf(stderr, "ferry: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ferry: internal error: %s\n", e.what());
+    return 1;
+  }
+  return ferry::cli::exit_code();
+}

@@ -1,0 +1,1 @@
+// Keeps ferry_tools a valid library while its folders fill up.
