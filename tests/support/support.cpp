@@ -11,8 +11,8 @@
 namespace ferry::test {
 
 uint64_t test_seed() {
-  static const uint64_t seed = [] {
-    if (const char* s = std::getenv("FERRY_TEST_SEED")) return std::strtoull(s, nullptr, 10);
+  static const uint64_t seed = []() -> uint64_t {
+    if (const char* s = std::getenv("FERRY_TEST_SEED")) return static_cast<uint64_t>(std::strtoull(s, nullptr, 10));
     return static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   }();
   ::testing::Test::RecordProperty("seed", std::to_string(seed));
