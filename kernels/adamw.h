@@ -27,3 +27,49 @@ template <typename T>
 double grad_norm_squared(const T* grads, size_t n);
 
 }  // namespace ferry::kernels::cpu
+
+// CUDA twins. cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/dtype.h"
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+namespace ferry::kernels::cuda {
+
+// One run of the flat parameter buffer sharing an lr multiplier and a weight decay (e.g. no decay
+// for biases and layernorm gains, layer-wise learning rates). A table of these, sorted by begin and
+// covering [0, n), lives in device memory.
+struct AdamWSegment {
+  size_t begin;
+  float lr_scale;
+  float weight_decay;
+};
+
+// The values that change every step, read from device memory so that a captured CUDA graph can be
+// replayed unchanged (the engine updates them with a device write before each replay).
+struct AdamWStep {
+  float lr;
+  int step;  // ≥ 1
+};
+
+// One launch over the whole flat buffer: fp32 master, m, v updated in place; the bf16 working copy
+// `params` written from the new master in the same pass (nullable). grads bf16 or fp32.
+// grad_scale (device, nullable = 1) multiplies every gradient: clipping without a host round trip.
+// Same arithmetic as the CPU contract with lr → lr·lr_scale, weight_decay → segment's.
+template <typename G>
+void adamw_update(float* master, bf16* params, float* m, float* v, const G* grads, size_t n,
+                  const AdamWSegment* segments, int n_segments, const AdamWStep* step_values, float beta1,
+                  float beta2, float eps, const float* grad_scale, cudaStream_t stream);
+
+// Deterministic global norm: a fixed grid (independent of the device) of fp32 per-thread sums,
+// fp64 per-block partials in workspace, one block summing them in order. Writes *norm = √Σg² and,
+// when clip_scale is non-null, *clip_scale = max_norm / (norm + 1e-6) if max_norm > 0 and
+// norm > max_norm, else 1 (the grad_scale that adamw_update reads).
+size_t grad_norm_workspace_bytes();
+template <typename G>
+void grad_norm(float* norm, float* clip_scale, const G* grads, size_t n, float max_norm, void* workspace,
+               size_t workspace_bytes, cudaStream_t stream);
+
+}  // namespace ferry::kernels::cuda

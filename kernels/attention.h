@@ -26,3 +26,30 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
                         const int32_t* key_lengths, int B, int Tn, int NH, int HS, bool causal);
 
 }  // namespace ferry::kernels::cpu
+
+// CUDA twins. cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/dtype.h"
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+namespace ferry::kernels::cuda {
+
+// Flash-style (FlashAttention-2 structure): tiles of queries against tiles of keys on bf16 tensor
+// cores (mma.sync m16n8k16, fp32 accumulators), online softmax, T×T never stored. HS ∈ {64, 128};
+// any Tn ≥ 1; layout as above; lse fp32 [B, NH, Tn].
+void attention_forward(bf16* out, float* lse, const bf16* qkv, const int32_t* key_lengths, int B, int Tn, int NH,
+                       int HS, bool causal, cudaStream_t stream);
+
+// Deterministic backward, no atomics: (1) D = rowsum(dout ∘ out) into `workspace`; (2) one block
+// per key tile owns dK, dV and walks the query tiles; (3) one block per query tile owns dQ and walks
+// the key tiles (recomputing P and dP, the price of not accumulating dQ with atomics).
+// dqkv fully written. workspace: attention_backward_workspace_bytes.
+size_t attention_backward_workspace_bytes(int B, int Tn, int NH);
+void attention_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, const bf16* out, const float* lse,
+                        const int32_t* key_lengths, int B, int Tn, int NH, int HS, bool causal, void* workspace,
+                        size_t workspace_bytes, cudaStream_t stream);
+
+}  // namespace ferry::kernels::cuda

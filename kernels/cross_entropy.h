@@ -18,3 +18,24 @@ T cross_entropy_forward_backward(T* losses, T* dlogits, const T* logits, const i
                                  T scale, int32_t ignore_index);
 
 }  // namespace ferry::kernels::cpu
+
+// CUDA twins. cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/dtype.h"
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+namespace ferry::kernels::cuda {
+
+// bf16 logits [N, V], fp32 losses [N] and fp32 mean (*loss_mean, on the device: no host round
+// trip). dlogits (bf16, nullable, may alias logits) as in the contract. One block per row:
+// pass 1 online max/sum over the row, pass 2 writes dlogits (the re-read comes from L2).
+// workspace: cross_entropy_workspace_bytes (holds 1/n_valid between launches).
+size_t cross_entropy_workspace_bytes();
+void cross_entropy_forward_backward(float* losses, float* loss_mean, bf16* dlogits, const bf16* logits,
+                                    const int32_t* targets, int N, int V, float scale, int32_t ignore_index,
+                                    void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+}  // namespace ferry::kernels::cuda

@@ -19,3 +19,28 @@ template <typename T>
 void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int B, int Tn, int C, int V);
 
 }  // namespace ferry::kernels::cpu
+
+// CUDA twins. cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/dtype.h"
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+namespace ferry::kernels::cuda {
+
+// bf16 storage, same contract as above. Launches on `stream`, never synchronizes.
+void embedding_forward(bf16* out, const int32_t* tokens, const bf16* wte, const bf16* wpe, int B, int Tn, int C,
+                       cudaStream_t stream);
+
+// Deterministic backward without float atomics: token positions are sorted by token id (stable, so
+// each id's positions stay in ascending (b, t) order, the CPU reference's order), then one block
+// per distinct id sums its rows in fp32 and adds the sum into dwte once. dwpe[t] is summed over b
+// in order by one thread per channel group. Needs `workspace` of embedding_backward_workspace_bytes
+// (device memory, no allocation inside: the call can be captured in a CUDA graph). C % 8 == 0.
+size_t embedding_backward_workspace_bytes(int B, int Tn, int V);
+void embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B, int Tn, int C, int V,
+                        void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+}  // namespace ferry::kernels::cuda

@@ -14,3 +14,20 @@ template <typename T>
 void gelu_backward(T* dinp, const T* inp, const T* dout, size_t n);
 
 }  // namespace ferry::kernels::cpu
+
+// CUDA twins. cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/dtype.h"
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+namespace ferry::kernels::cuda {
+
+// bf16 storage, fp32 arithmetic. dinp may alias dout (in place). Any n; 128-bit accesses when the
+// pointers are 16-byte aligned and n % 8 == 0.
+void gelu_forward(bf16* out, const bf16* inp, size_t n, cudaStream_t stream);
+void gelu_backward(bf16* dinp, const bf16* inp, const bf16* dout, size_t n, cudaStream_t stream);
+
+}  // namespace ferry::kernels::cuda

@@ -20,3 +20,42 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
                      int OC);
 
 }  // namespace ferry::kernels::cpu
+
+// CUDA twins. cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/dtype.h"
+struct CUstream_st;
+typedef CUstream_st* cudaStream_t;
+
+namespace ferry::kernels::cuda {
+
+// Dense layers through cuBLASLt: bf16 in/out, fp32 accumulation, same contract and layouts as the
+// CPU reference. One object per device owns the cuBLASLt handle, one workspace reused by every call
+// and the bias-gradient partials (RAII: freed with the object). Not thread-safe; one stream at a time.
+class Matmul {
+ public:
+  explicit Matmul(size_t workspace_bytes = size_t(32) << 20);
+  ~Matmul();
+  Matmul(const Matmul&) = delete;
+  Matmul& operator=(const Matmul&) = delete;
+
+  // out = inp·weightᵀ + bias (bias nullable). With gelu_pre non-null the GELU epilogue is fused:
+  // gelu_pre [N,OC] receives the pre-activation (for the backward) and out = gelu(pre).
+  void forward(bf16* out, bf16* gelu_pre, const bf16* inp, const bf16* weight, const bf16* bias, int N, int IC,
+               int OC, cudaStream_t stream);
+
+  // dinp written (nullable); dweight accumulated (nullable); dbias accumulated (nullable),
+  // deterministically (per-chunk fp32 partials summed in order). With inp_gelu_pre non-null, inp was
+  // gelu(inp_gelu_pre) and dinp receives the gradient with respect to the pre-activation
+  // (dGELU epilogue fused into the dinp product).
+  void backward(bf16* dinp, bf16* dweight, bf16* dbias, const bf16* dout, const bf16* inp, const bf16* weight,
+                const bf16* inp_gelu_pre, int N, int IC, int OC, cudaStream_t stream);
+
+ private:
+  struct State;
+  State* state_;
+};
+
+}  // namespace ferry::kernels::cuda
