@@ -1,0 +1,55 @@
+# tests/mpi.cmake — the tests that need MPI (included by tests/CMakeLists.txt).
+#   *_mpi_test.cpp         one executable each, run under `mpirun -np N` for every N listed on a
+#                          "ferry-mpi-ranks: 2 4" line in the file (default 2 and 4); label mpi
+#   rank_failure_launch    launches mpirun itself: one rank dies or fails, the job must end; label mpi
+#   tests/slurm/run_slurm_test.sh   a real Slurm on localhost runs a 2-rank job; label slurm
+#                          (installs slurm-wlm and munge when missing: run it alone, `ctest -L slurm`)
+if(NOT FERRY_HAVE_MPI)
+  message(STATUS "ferry: MPI not found, mpi and slurm tests not registered")
+  return()
+endif()
+
+# As root mpirun needs --allow-run-as-root; more ranks than cores need --oversubscribe.
+set(FERRY_MPIRUN ${MPIEXEC_EXECUTABLE})
+set(FERRY_MPIRUN_FLAGS --allow-run-as-root --oversubscribe)
+
+# A gtest main that starts MPI, prints from rank 0 (and failures from every rank) and agrees on
+# the result. Only mpi tests get it: tests/support/ is linked into every test.
+add_library(ferry_mpi_test_main STATIC ${CMAKE_CURRENT_SOURCE_DIR}/parallel/mpi_main.cpp)
+target_link_libraries(ferry_mpi_test_main PUBLIC ferry_parallel GTest::gtest)
+
+file(GLOB_RECURSE FERRY_MPI_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*_mpi_test.cpp)
+foreach(src ${FERRY_MPI_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_link_libraries(${name} PRIVATE ferry_mpi_test_main)
+  set(ranks 2 4)
+  file(STRINGS ${src} ranks_line REGEX "ferry-mpi-ranks:" LIMIT_COUNT 1)
+  if(ranks_line)
+    string(REGEX REPLACE ".*ferry-mpi-ranks:[ ]*" "" ranks "${ranks_line}")
+    separate_arguments(ranks)
+  endif()
+  foreach(np ${ranks})
+    add_test(NAME ${name}_np${np}
+             COMMAND ${FERRY_MPIRUN} ${FERRY_MPIRUN_FLAGS} -np ${np} $<TARGET_FILE:${name}> --gtest_brief=1)
+    set_tests_properties(${name}_np${np} PROPERTIES LABELS mpi TIMEOUT 300 PROCESSORS ${np}
+      ENVIRONMENT "OMP_NUM_THREADS=1")
+  endforeach()
+endforeach()
+
+# A small MPI program with failure modes (and a ping the Slurm job runs).
+add_executable(ferry_mpi_probe ${CMAKE_CURRENT_SOURCE_DIR}/parallel/mpi_probe.cpp)
+target_link_libraries(ferry_mpi_probe PRIVATE ferry_parallel)
+
+add_executable(rank_failure_launch_test ${CMAKE_CURRENT_SOURCE_DIR}/parallel/rank_failure_launch.cpp)
+target_link_libraries(rank_failure_launch_test PRIVATE GTest::gtest_main)
+string(JOIN " " FERRY_MPIRUN_LINE ${FERRY_MPIRUN} ${FERRY_MPIRUN_FLAGS})
+target_compile_definitions(rank_failure_launch_test PRIVATE
+  FERRY_MPIRUN="${FERRY_MPIRUN_LINE}" FERRY_MPI_PROBE="$<TARGET_FILE:ferry_mpi_probe>")
+add_dependencies(rank_failure_launch_test ferry_mpi_probe)
+add_test(NAME rank_failure_launch_test COMMAND rank_failure_launch_test --gtest_brief=1)
+set_tests_properties(rank_failure_launch_test PROPERTIES LABELS mpi TIMEOUT 400 PROCESSORS 2)
+
+add_test(NAME slurm_localhost_test
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/slurm/run_slurm_test.sh $<TARGET_FILE:ferry_mpi_probe>)
+set_tests_properties(slurm_localhost_test PROPERTIES LABELS slurm TIMEOUT 300 RUN_SERIAL TRUE)
