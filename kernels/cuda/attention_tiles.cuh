@@ -1,0 +1,96 @@
+// kernels/cuda/attention_tiles.cuh — what the attention forward and backward share: the bf16
+// tensor-core product (mma.sync m16n8k16, fp32 accumulators), the fragment loads from shared memory
+// and the tile loaders from the [B, T, 3C] qkv layout.
+//
+// Fragment layouts (PTX ISA, "mma.m16n8k16" for .bf16), g = lane / 4, t = lane % 4:
+//   A 16×16 row-major: reg0 = A[g][2t..2t+1], reg1 = A[g+8][2t..], reg2 = A[g][2t+8..], reg3 = A[g+8][2t+8..]
+//   B 16×8  (k × n):   reg0 = B[2t..2t+1][g],  reg1 = B[2t+8..2t+9][g]
+//   C 16×8  fp32:      c0,c1 = C[g][2t..2t+1], c2,c3 = C[g+8][2t..2t+1]
+// So two C tiles side by side (n = 16) are exactly one A fragment (k = 16) once rounded to bf16: the
+// probabilities go from one product into the next without touching shared memory (FlashAttention-2).
+// B is always read from a tile stored n-major (Y[n][k], k contiguous), two k values per 32-bit load.
+// Row strides are padded by 8 elements (16 bytes) so that the 8 rows a fragment load touches fall on
+// distinct banks.
+#pragma once
+#include "kernels/cuda/common.cuh"
+
+namespace ferry::kernels::cuda::attention {
+
+constexpr int kPad = 8;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+__device__ __forceinline__ uint32_t ld32(const __nv_bfloat16* p) { return *reinterpret_cast<const uint32_t*>(p); }
+
+// A fragment: rows r0..r0+15, columns k0..k0+15 of a row-major tile with row stride ld.
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const __nv_bfloat16* x, int ld, int r0, int k0, int lane) {
+  const int g = lane / 4, t = lane % 4;
+  const __nv_bfloat16* p = x + (r0 + g) * ld + k0 + 2 * t;
+  a[0] = ld32(p);
+  a[1] = ld32(p + 8 * ld);
+  a[2] = ld32(p + 8);
+  a[3] = ld32(p + 8 * ld + 8);
+}
+
+// B fragment for B[k][n] = y[n][k]: n0..n0+7, k0..k0+15 of the n-major tile y with row stride ld.
+__device__ __forceinline__ void load_b(uint32_t (&b)[2], const __nv_bfloat16* y, int ld, int n0, int k0, int lane) {
+  const int g = lane / 4, t = lane % 4;
+  const __nv_bfloat16* p = y + (n0 + g) * ld + k0 + 2 * t;
+  b[0] = ld32(p);
+  b[1] = ld32(p + 8);
+}
+
+// Two adjacent fp32 C tiles (columns 16kk..16kk+15) rounded into one bf16 A fragment.
+__device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&c0)[4], const float (&c1)[4]) {
+  a[0] = pack_bf16(c0[0], c0[1]);
+  a[1] = pack_bf16(c0[2], c0[3]);
+  a[2] = pack_bf16(c1[0], c1[1]);
+  a[3] = pack_bf16(c1[2], c1[3]);
+}
+
+// Rows row0..row0+ROWS-1 (zero past `rows_valid`) of HS channels each, global row stride `stride`,
+// into a row-major shared tile (row stride HS + kPad) and/or its transpose (row stride ROWS + kPad).
+template <int ROWS, int HS>
+__device__ __forceinline__ void load_tile(__nv_bfloat16* rowmajor, __nv_bfloat16* transposed,
+                                          const __nv_bfloat16* src, size_t stride, int row0, int rows_valid) {
+  constexpr int kChunks = HS / 8;
+  for (int idx = threadIdx.x; idx < ROWS * kChunks; idx += blockDim.x) {
+    const int r = idx / kChunks, c = idx % kChunks;
+    Bf16x8 v;
+    if (row0 + r < rows_valid) {
+      v = load8(src + size_t(row0 + r) * stride + 8 * c);
+    } else {
+#pragma unroll
+      for (int k = 0; k < 8; ++k) v.v[k] = __float2bfloat16_rn(0.0f);
+    }
+    if (rowmajor) store8(rowmajor + r * (HS + kPad) + 8 * c, v);
+    if (transposed) {
+#pragma unroll
+      for (int k = 0; k < 8; ++k) transposed[(8 * c + k) * (ROWS + kPad) + r] = v.v[k];
+    }
+  }
+}
+
+// Keys at or past this index are never attended to in batch row b.
+__device__ __forceinline__ int key_limit(const int32_t* key_lengths, int b, int Tn) {
+  if (!key_lengths) return Tn;
+  return max(0, min(Tn, key_lengths[b]));
+}
+
+inline void set_smem(const void* kernel, size_t bytes) {
+  FERRY_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+}  // namespace ferry::kernels::cuda::attention
