@@ -12,6 +12,7 @@
 #include "engine/error.h"
 #include "tools/tokenizer/byte_pair_merge.h"
 #include "tools/tokenizer/pretokenize.h"
+#include "tools/tokenizer/token_index.h"
 
 namespace ferry::tokenizer {
 
@@ -21,7 +22,7 @@ struct Gpt2Vocabulary {
   int32_t byte_tokens[256] = {};         // byte → id of the one-byte token
   // Every token except <|endoftext|>, by its bytes: a piece that is itself a token encodes to it
   // without merging (tiktoken's shortcut, and the common case for English words).
-  std::unordered_map<std::string_view, int32_t> token_of_bytes;
+  TokenIndex token_of_bytes;
   MergeTable merges;
 };
 
@@ -101,15 +102,16 @@ void read_encoder(const std::filesystem::path& path, Gpt2Vocabulary& vocab) {
   }
   for (int32_t id = 0; id < Gpt2Tokenizer::kVocabSize; ++id) {
     if (id == Gpt2Tokenizer::kEndOfText) continue;
-    if (!vocab.token_of_bytes.emplace(vocab.token_bytes[id], id).second) {
-      user_error(path.string(), ": tokens ", vocab.token_of_bytes[vocab.token_bytes[id]], " and ", id,
+    if (!vocab.token_of_bytes.insert(vocab.token_bytes[id], id)) {
+      user_error(path.string(), ": tokens ", vocab.token_of_bytes.find(vocab.token_bytes[id]), " and ", id,
                  " have the same bytes");
     }
   }
   for (int b = 0; b < 256; ++b) {
-    const auto it = vocab.token_of_bytes.find(std::string_view(std::string(1, char(b))));
-    if (it == vocab.token_of_bytes.end()) user_error(path.string(), ": no token for the single byte ", b);
-    vocab.byte_tokens[b] = it->second;
+    const char byte = static_cast<char>(b);
+    const int32_t id = vocab.token_of_bytes.find(std::string_view(&byte, 1));
+    if (id == TokenIndex::kAbsent) user_error(path.string(), ": no token for the single byte ", b);
+    vocab.byte_tokens[b] = id;
   }
 }
 
@@ -134,12 +136,12 @@ std::vector<int32_t> read_merge_ranks(const std::filesystem::path& path, const G
         !vocabulary_string_to_bytes(line.substr(space + 1), right) || left.empty() || right.empty()) {
       user_error(path.string(), ":", line_no, ": expected 'LEFT RIGHT', two GPT-2 byte-level strings");
     }
-    const auto merged = vocab.token_of_bytes.find(left + right);
-    if (!vocab.token_of_bytes.contains(left) || !vocab.token_of_bytes.contains(right) ||
-        merged == vocab.token_of_bytes.end()) {
+    const int32_t merged = vocab.token_of_bytes.find(left + right);
+    if (vocab.token_of_bytes.find(left) == TokenIndex::kAbsent ||
+        vocab.token_of_bytes.find(right) == TokenIndex::kAbsent || merged == TokenIndex::kAbsent) {
       user_error(path.string(), ":", line_no, ": merge '", line, "' names a token missing from encoder.json");
     }
-    if (rank_of[merged->second] < 0) rank_of[merged->second] = rank;  // a repeated merge keeps its first rank
+    if (rank_of[merged] < 0) rank_of[merged] = rank;  // a repeated merge keeps its first rank
     ++rank;
   }
   return rank_of;
@@ -166,10 +168,10 @@ Gpt2Tokenizer Gpt2Tokenizer::load(const std::filesystem::path& dir) {
       user_error((dir / "vocab.bpe").string(), ": no merge produces token ", id, " of encoder.json");
     }
     for (size_t k = 1; k < bytes.size(); ++k) {
-      const auto left = vocab->token_of_bytes.find(std::string_view(bytes).substr(0, k));
-      const auto right = vocab->token_of_bytes.find(std::string_view(bytes).substr(k));
-      if (left == vocab->token_of_bytes.end() || right == vocab->token_of_bytes.end()) continue;
-      vocab->merges.insert(left->second, right->second, {rank_of[id], id});
+      const int32_t left = vocab->token_of_bytes.find(std::string_view(bytes).substr(0, k));
+      const int32_t right = vocab->token_of_bytes.find(std::string_view(bytes).substr(k));
+      if (left == TokenIndex::kAbsent || right == TokenIndex::kAbsent) continue;
+      vocab->merges.insert(left, right, {rank_of[id], id});
     }
   }
   return Gpt2Tokenizer(std::move(vocab));
@@ -203,8 +205,8 @@ void Gpt2Tokenizer::encode_append(std::string_view text, std::vector<int32_t>& o
   }
   std::string_view piece;
   for (Gpt2PieceSplitter splitter(text); splitter.next(piece);) {
-    if (const auto whole = vocab.token_of_bytes.find(piece); whole != vocab.token_of_bytes.end()) {
-      out.push_back(whole->second);
+    if (const int32_t whole = vocab.token_of_bytes.find(piece); whole != TokenIndex::kAbsent) {
+      out.push_back(whole);
       continue;
     }
     if (const auto hit = cache.ids.find(piece); hit != cache.ids.end()) {
