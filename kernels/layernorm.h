@@ -9,7 +9,7 @@
 //     residual output from elsewhere, added in), writes
 //       dinp [N,C] = dresid + d(layernorm)/d(resid) · dout
 //     and accumulates dweight [C], dbias [C] (+=). dweight/dbias may be null (frozen).
-//     `inp` is the row that was normalized (resid, or a when there was no residual).
+//     dinp may be null (no gradient wanted below). `inp` is the row that was normalized (resid, or a when there was no residual).
 #pragma once
 
 namespace ferry::kernels::cpu {

@@ -37,9 +37,9 @@ void residual_layernorm_forward(T* resid, T* out, T* mean, T* rstd, const T* a, 
 template <typename T>
 void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* dresid, const T* inp,
                         const T* weight, const T* mean, const T* rstd, int N, int C) {
-  // dinp: rows are independent.
+  // dinp: rows are independent. Null when no gradient is wanted below this norm.
 #pragma omp parallel for schedule(static)
-  for (int n = 0; n < N; ++n) {
+  for (int n = 0; n < (dinp ? N : 0); ++n) {
     const size_t row = static_cast<size_t>(n) * C;
     const T m = mean[n], s = rstd[n];
     T dnorm_mean = 0, dnorm_norm_mean = 0;

@@ -1,0 +1,46 @@
+// engine/cpu_backend.cpp
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "engine/backend.h"
+#include "engine/device.h"
+#include "engine/error.h"
+
+namespace ferry {
+
+namespace {
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return Device::CPU; }
+  std::string name() const override { return "cpu"; }
+  void* allocate(size_t bytes) override {
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p) user_error("cannot allocate ", bytes, " bytes of host memory");
+    return p;
+  }
+  void release(void* p) override { std::free(p); }
+  void upload(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
+  void download(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
+  void zero(void* p, size_t n) override { std::memset(p, 0, n); }
+  size_t capacity() const override {
+    return static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGE_SIZE));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+std::unique_ptr<Backend> make_backend(const std::string& which) {
+  if (which == "cpu" || which == "auto") return make_cpu_backend();
+  if (which == "cuda") {
+    if (cuda_device_count() == 0) user_error("--device cuda: ", device_summary());
+    user_error("--device cuda: the CUDA execution backend is not built into this engine yet; use --device cpu");
+  }
+  user_error("unknown device '", which, "' (expected auto, cpu or cuda)");
+}
+
+}  // namespace ferry

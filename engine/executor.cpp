@@ -1,0 +1,102 @@
+// engine/executor.cpp
+#include "engine/executor.h"
+
+#include "engine/error.h"
+#include "engine/op.h"
+
+namespace ferry {
+
+Executor::Executor(const Graph& g, Backend& backend, size_t extra_bytes, size_t memory_limit)
+    : g_(g), backend_(backend), plan_(plan_memory(g)) {
+  if (!g.params.empty()) param_dtype_ = g.values[g.params[0].value].dtype;
+  for (const auto& p : g.params)
+    FERRY_CHECK(g.values[p.value].dtype == param_dtype_, "all parameters share one dtype");
+  const size_t need = plan_.arena_bytes + plan_.param_bytes + plan_.param_bytes + extra_bytes;
+  const size_t have = memory_limit ? memory_limit : backend.capacity();
+  if (need > have)
+    user_error("the step needs ", format_bytes(double(need)), " on the ", backend.name(), " backend (activations ",
+               format_bytes(double(plan_.arena_bytes)), ", parameters and gradients ",
+               format_bytes(2.0 * double(plan_.param_bytes)), ", optimizer ", format_bytes(double(extra_bytes)),
+               ") but only ", format_bytes(double(have)), " is available: lower batch_size or seq_len");
+  arena_ = DeviceBuffer(backend, plan_.arena_bytes);
+  params_ = DeviceBuffer(backend, plan_.param_bytes);
+  grads_ = DeviceBuffer(backend, plan_.param_bytes);
+  if (plan_.param_bytes) {
+    backend.zero(params_.data(), plan_.param_bytes);
+    backend.zero(grads_.data(), plan_.param_bytes);
+  }
+}
+
+Tensor Executor::tensor(int value) const {
+  if (value < 0) return {};
+  const Value& v = g_.values[value];
+  Tensor t;
+  t.shape = v.shape;
+  t.dtype = v.dtype;
+  t.device = backend_.device();
+  switch (v.role) {
+    case ValueRole::Param:
+      t.data = static_cast<char*>(params_.data()) + g_.params[v.param].offset * dtype_size(param_dtype_);
+      break;
+    case ValueRole::ParamGrad:
+      t.data = static_cast<char*>(grads_.data()) + g_.params[v.param].offset * dtype_size(param_dtype_);
+      break;
+    default:
+      FERRY_CHECK(plan_.offset[value] >= 0, "value ", v.name, " has no memory");
+      t.data = static_cast<char*>(arena_.data()) + plan_.offset[value];
+  }
+  return t;
+}
+
+void Executor::set_input(int value, const void* host, size_t bytes) {
+  Tensor t = tensor(value);
+  FERRY_CHECK(bytes == t.nbytes(), "input ", g_.values[value].name, ": ", bytes, " bytes for ", t.nbytes());
+  backend_.upload(t.data, host, bytes);
+}
+
+void Executor::read(int value, void* host, size_t bytes) const {
+  Tensor t = tensor(value);
+  FERRY_CHECK(bytes == t.nbytes(), "read ", g_.values[value].name);
+  backend_.download(host, t.data, bytes);
+}
+
+double Executor::read_scalar(int value) const {
+  const Value& v = g_.values[value];
+  if (v.dtype == DType::F64) {
+    double x;
+    read(value, &x, sizeof x);
+    return x;
+  }
+  FERRY_CHECK(v.dtype == DType::F32, "read_scalar on ", dtype_name(v.dtype));
+  float x;
+  read(value, &x, sizeof x);
+  return x;
+}
+
+void Executor::forward(bool training) { run_nodes(0, g_.num_forward_nodes, training); }
+void Executor::backward() { run_nodes(g_.num_forward_nodes, static_cast<int>(g_.nodes.size()), true); }
+
+void Executor::zero_grads() {
+  if (plan_.param_bytes) backend_.zero(grads_.data(), plan_.param_bytes);
+}
+
+Tensor Executor::params() const {
+  return Tensor{params_.data(), {g_.param_count()}, param_dtype_, backend_.device()};
+}
+Tensor Executor::grads() const { return Tensor{grads_.data(), {g_.param_count()}, param_dtype_, backend_.device()}; }
+
+void Executor::run_nodes(int begin, int end, bool training) {
+  for (int i = begin; i < end; ++i) {
+    const Node& n = g_.nodes[i];
+    const OpDef& def = op_def(n.op);
+    const KernelFn& fn = backend_.device() == Device::CPU ? def.cpu : def.cuda;
+    FERRY_CHECK(fn, "op ", n.op, " has no ", device_name(backend_.device()), " kernel");
+    KernelCall call{n, {}, {}, backend_, training};
+    call.in.reserve(n.in.size());
+    for (int v : n.in) call.in.push_back(tensor(v));
+    for (int v : n.out) call.out.push_back(tensor(v));
+    fn(call);
+  }
+}
+
+}  // namespace ferry

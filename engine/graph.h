@@ -1,0 +1,94 @@
+// engine/graph.h — the static graph IR.
+//
+// A run builds its graph once from a model config and a fixed batch shape. Values are SSA tensors
+// (shape, dtype, role); nodes are ops at kernel granularity. Forward nodes come first, then the
+// backward nodes autodiff appends; the node order is the schedule the planner and executor follow.
+//
+// Roles:
+//   Input       written by the host before a step (tokens, targets, key lengths)
+//   Param       a trainable or frozen parameter, stored in the flat parameter buffer
+//   ParamGrad   its gradient, in the flat gradient buffer; backward kernels ACCUMULATE into it
+//   Activation  everything else; lives in the planner's arena; kernels WRITE it
+//   Output      an activation read by the host after the step (the loss); kept to the end
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace ferry {
+
+enum class ValueRole : uint8_t { Input, Param, ParamGrad, Activation, Output };
+
+struct Value {
+  std::string name;
+  Shape shape;
+  DType dtype = DType::F32;
+  ValueRole role = ValueRole::Activation;
+  int producer = -1;   // node index, -1 for inputs and parameters
+  int param = -1;      // index into Graph::params for Param / ParamGrad
+  bool requires_grad = false;
+  size_t nbytes() const { return static_cast<size_t>(numel(shape)) * dtype_size(dtype); }
+};
+
+// Numeric attributes of a node (flags are 0/1). Kept as one map so that ops stay plain data.
+struct Attrs {
+  std::map<std::string, double> values;
+  Attrs() = default;
+  Attrs(std::initializer_list<std::pair<const std::string, double>> init) : values(init) {}
+  double get(const std::string& key, double fallback = 0.0) const {
+    auto it = values.find(key);
+    return it == values.end() ? fallback : it->second;
+  }
+  int i(const std::string& key, int fallback = 0) const { return static_cast<int>(get(key, fallback)); }
+  bool flag(const std::string& key) const { return get(key) != 0.0; }
+};
+
+struct Node {
+  std::string op;
+  std::vector<int> in;   // value ids (-1: optional input absent)
+  std::vector<int> out;  // value ids (-1: output not wanted; the kernel gets a null tensor)
+  Attrs attrs;
+  bool backward = false;
+};
+
+struct ParamInfo {
+  std::string name;
+  int value = -1;
+  int grad = -1;           // ParamGrad value, -1 while frozen or before autodiff
+  bool trainable = true;
+  bool weight_decay = true;  // GPT-2 convention: matrices decay, biases and norms do not
+  int layer = -1;            // transformer block index; -1 for embeddings/head/final norm
+  float lr_scale = 1.0f;     // layer-wise learning rates multiply into the schedule's rate
+  size_t offset = 0;         // element offset in the flat parameter (and gradient) buffer
+  int64_t numel = 0;
+};
+
+class Graph {
+ public:
+  int add_input(const std::string& name, Shape shape, DType dtype);
+  int add_param(const std::string& name, Shape shape, DType dtype, bool weight_decay, int layer);
+  // Appends a forward node; output shapes and dtypes come from the op's inference rule.
+  std::vector<int> add(const std::string& op, std::vector<int> in, Attrs attrs = {}, const std::string& name = "");
+  // Appends a node whose outputs are partly given: want[k] >= 0 reuses that value (a ParamGrad to
+  // accumulate into), kNew creates a fresh activation, kSkip leaves output k unwritten.
+  static constexpr int kNew = -1;
+  static constexpr int kSkip = -2;
+  std::vector<int> add_with_outputs(const std::string& op, std::vector<int> in, Attrs attrs,
+                                    const std::vector<int>& want, bool backward, const std::string& name = "");
+  void mark_output(int value);
+
+  int param_index(const std::string& name) const;  // -1 when absent
+  int64_t param_count() const;                     // elements over all parameters
+  std::string describe() const;                    // one line per node, for debugging
+
+  std::vector<Value> values;
+  std::vector<Node> nodes;
+  std::vector<ParamInfo> params;
+  int num_forward_nodes = 0;  // nodes [0, num_forward_nodes) are the forward pass
+  int loss = -1;              // the scalar autodiff starts from
+};
+
+}  // namespace ferry

@@ -1,0 +1,46 @@
+// engine/ops/cross_entropy.cpp — fused softmax + cross-entropy, the usual loss node.
+//   cross_entropy(logits [...,V], targets [...] i32) -> (losses [...], loss [1], dlogits [...,V])
+// attrs: scale (the loss weight: 1/grad_accum, a task weight), ignore_index.
+// The forward pass writes dlogits = scale · ∂mean_loss/∂logits in the same sweep (when training), over
+// the logits' memory; the backward rule hands that tensor on. So the loss must be the root of
+// autodiff (its incoming gradient is the seed), which is checked.
+#include "engine/autodiff.h"
+#include "engine/ops/ops.h"
+#include "kernels/cross_entropy.h"
+
+namespace ferry {
+
+void register_cross_entropy_ops() {
+  OpDef ce;
+  ce.name = "cross_entropy";
+  ce.infer = [](const Graph& g, const Node& n) {
+    const Value& logits = g.values[n.in[0]];
+    const Value& targets = g.values[n.in[1]];
+    Shape rows(logits.shape.begin(), logits.shape.end() - 1);
+    FERRY_CHECK(targets.dtype == DType::I32 && targets.shape == rows, "cross_entropy targets must be i32 ",
+                shape_str(rows));
+    return std::vector<OutputSpec>{{rows, logits.dtype}, {{1}, logits.dtype}, {logits.shape, logits.dtype}};
+  };
+  ce.backward = [](Autodiff& ad, int i) {
+    const Node& n = ad.node(i);
+    FERRY_CHECK(ad.grad_of(n.out[1]) == Autodiff::kSeed && ad.grad_of(n.out[0]) == -1,
+                "cross_entropy must be the loss autodiff starts from");
+    if (ad.needs_grad(n.in[0])) ad.contribute(n.in[0], n.out[2]);
+  };
+  ce.cpu = [](KernelCall& c) {
+    auto [N, V] = rows_cols(c.in[0].shape);
+    dispatch_float(c.in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      T* dlogits = c.training ? c.out[2].as<T>() : nullptr;
+      const T mean = kernels::cpu::cross_entropy_forward_backward<T>(
+          c.out[0].as<T>(), dlogits, c.in[0].as<T>(), c.in[1].as<int32_t>(), N, V,
+          static_cast<T>(c.node.attrs.get("scale", 1.0)), c.node.attrs.i("ignore_index", -1));
+      *c.out[1].as<T>() = mean;
+    });
+  };
+  ce.inplace_out = 2;
+  ce.inplace_in = 0;
+  register_op(ce);
+}
+
+}  // namespace ferry

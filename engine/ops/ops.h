@@ -1,0 +1,36 @@
+// engine/ops/ops.h — the built-in op families, one file each; register_builtin_ops() calls them all.
+#pragma once
+#include <utility>
+
+#include "engine/error.h"
+#include "engine/op.h"
+
+namespace ferry {
+
+void register_builtin_ops();
+
+void register_embedding_ops();
+void register_layernorm_ops();
+void register_matmul_ops();
+void register_gelu_ops();
+void register_attention_ops();
+void register_cross_entropy_ops();
+void register_elementwise_ops();
+
+// Runs f(T{}) with T the C++ type of a floating dtype on the CPU backend.
+template <typename F>
+void dispatch_float(DType t, F&& f) {
+  switch (t) {
+    case DType::F32: f(float{}); return;
+    case DType::F64: f(double{}); return;
+    default: FERRY_CHECK(false, "CPU kernels take f32 or f64, not ", dtype_name(t));
+  }
+}
+
+// Rows and channels of a tensor whose last dimension is the channel dimension.
+inline std::pair<int, int> rows_cols(const Shape& s) {
+  const int cols = static_cast<int>(s.back());
+  return {static_cast<int>(numel(s) / cols), cols};
+}
+
+}  // namespace ferry

@@ -1,0 +1,55 @@
+// engine/train/run_config.h — one source of configuration: a TOML preset file plus command-line
+// overrides with the same names. Every field is validated here; a bad one is a UserError naming it.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/model/gpt.h"
+#include "engine/optim/adamw.h"
+
+namespace ferry {
+
+struct TrainConfig {
+  int batch_size = 8;
+  int seq_len = 64;
+  int max_steps = 100;
+  int grad_accum = 1;
+  float lr = 1e-3f;
+  float min_lr = 1e-4f;
+  int warmup_steps = 10;
+  AdamWConfig adamw;
+  int eval_every = 50;
+  int eval_batches = 4;
+  int log_every = 10;
+  uint64_t seed = 1337;
+  std::string out_dir = "runs/default";
+  std::string device = "auto";
+  double memory_limit_gb = 0;  // 0: whatever the backend has
+};
+
+struct DataConfig {
+  // "synthetic": a generated English-like corpus (byte-level, vocab 256), always available.
+  // "text": a UTF-8 file read byte-level (path). "shards": llm.c token shards (path = dir or glob).
+  std::string source = "synthetic";
+  std::string path;
+  double val_fraction = 0.1;
+};
+
+struct RunConfig {
+  GptConfig model;
+  TrainConfig train;
+  DataConfig data;
+};
+
+// Reads a TOML file; unknown sections or keys, wrong types and a missing file are UserErrors
+// that name the file and the field.
+RunConfig load_run_config(const std::filesystem::path& file);
+RunConfig parse_run_config(const std::string& toml_text, const std::string& source_name);
+void validate_run_config(const RunConfig& c);
+
+nlohmann::json to_json(const RunConfig& c);
+
+}  // namespace ferry
