@@ -54,16 +54,16 @@ LaunchEnv from_slurm(const EnvMap& env) {
   LaunchEnv e;
   e.launcher = "slurm";
   e.rank = require_int(env, "SLURM_PROCID", 0);
-  e.world_size = require_int(env, "SLURM_NTASKS", 1);
+  // The step's own counts first: `srun -n 1` inside a bigger allocation inherits the allocation's
+  // SLURM_NTASKS / SLURM_NTASKS_PER_NODE (measured with Slurm 22.05).
+  e.world_size = require_int(env, find(env, "SLURM_STEP_NUM_TASKS") ? "SLURM_STEP_NUM_TASKS" : "SLURM_NTASKS", 1);
   e.local_rank = require_int(env, "SLURM_LOCALID", 0);
-  if (const std::string* per_node = find(env, "SLURM_NTASKS_PER_NODE")) {
+  const int node = find(env, "SLURM_NODEID") ? require_int(env, "SLURM_NODEID", 0) : 0;
+  if (const std::string* step_tasks = find(env, "SLURM_STEP_TASKS_PER_NODE")) {
+    e.local_size = slurm_tasks_on_node(*step_tasks, node);
+  } else if (const std::string* per_node = find(env, "SLURM_NTASKS_PER_NODE")) {
     e.local_size = parse_int(*per_node, "SLURM_NTASKS_PER_NODE", 1);
-  } else if (const std::string* tasks = find(env, "SLURM_STEP_TASKS_PER_NODE")) {
-    // The step's own layout: srun may run fewer tasks than the allocation has.
-    const int node = find(env, "SLURM_NODEID") ? require_int(env, "SLURM_NODEID", 0) : 0;
-    e.local_size = slurm_tasks_on_node(*tasks, node);
   } else if (const std::string* tasks = find(env, "SLURM_TASKS_PER_NODE")) {
-    const int node = find(env, "SLURM_NODEID") ? require_int(env, "SLURM_NODEID", 0) : 0;
     e.local_size = slurm_tasks_on_node(*tasks, node);
   } else {
     e.local_size = 0;
@@ -100,6 +100,8 @@ int slurm_tasks_on_node(const std::string& tasks_per_node, int node) {
 
 LaunchEnv detect_launch_env(const EnvMap& env) {
   if (find(env, "OMPI_COMM_WORLD_RANK")) return from_openmpi(env);
+  // Only srun's tasks are ranks: the batch script itself also has SLURM_PROCID=0 and the
+  // allocation's SLURM_NTASKS, but no SLURM_STEP_ID.
   if (find(env, "SLURM_PROCID") && (find(env, "SLURM_STEP_ID") || find(env, "SLURM_STEPID"))) return from_slurm(env);
   if (const std::string* r = find(env, "PMIX_RANK")) {
     LaunchEnv e;

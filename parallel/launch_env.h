@@ -4,9 +4,10 @@
 // exports, first match wins:
 //   OpenMPI (mpirun)    OMPI_COMM_WORLD_RANK, _SIZE, _LOCAL_RANK, _LOCAL_SIZE
 //                        (first, because mpirun inside a Slurm allocation also inherits SLURM_*)
-//   Slurm (srun)        SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, and SLURM_NTASKS_PER_NODE or
-//                        SLURM_TASKS_PER_NODE ("2(x3),1") indexed by SLURM_NODEID. Only inside a job
-//                        step (SLURM_STEP_ID set): the batch script itself is one process.
+//   Slurm (srun)        SLURM_PROCID, SLURM_STEP_NUM_TASKS (else SLURM_NTASKS), SLURM_LOCALID, and
+//                        SLURM_STEP_TASKS_PER_NODE / SLURM_NTASKS_PER_NODE / SLURM_TASKS_PER_NODE
+//                        ("2(x3),1", indexed by SLURM_NODEID). Only inside a job step (SLURM_STEP_ID
+//                        set): the batch script itself is one process.
 //   PMIx (prterun…)     PMIX_RANK; the world size is learnt from MPI once it is up
 //   none                rank 0 of 1
 // reconcile_with_mpi() then checks the launcher's picture against MPI's.

@@ -80,9 +80,18 @@ TEST(LaunchEnv, SrunStepReadsCompressedTasksPerNodeAtItsNode) {
   env["SLURM_NODEID"] = "1";
   env["SLURM_LOCALID"] = "1";
   EXPECT_EQ(detect_launch_env(env).local_size, 2);
-  // The step's own layout wins over the allocation's.
-  env["SLURM_STEP_TASKS_PER_NODE"] = "3(x2),1";
-  EXPECT_EQ(detect_launch_env(env).local_size, 3);
+}
+
+TEST(LaunchEnv, SrunStepCountsWinOverTheAllocationsItInherits) {
+  // `srun -n 3` inside a 2 nodes × 4 tasks allocation (variables as Slurm 22.05 sets them).
+  EnvMap env = srun_step(2, 8, 0);
+  env["SLURM_NTASKS_PER_NODE"] = "4";
+  env["SLURM_STEP_NUM_TASKS"] = "3";
+  env["SLURM_STEP_TASKS_PER_NODE"] = "2,1";
+  env["SLURM_NODEID"] = "1";
+  const LaunchEnv e = detect_launch_env(env);
+  EXPECT_EQ(e.world_size, 3);
+  EXPECT_EQ(e.local_size, 1);
 }
 
 TEST(LaunchEnv, SlurmBatchScriptWithoutAStepIsOneProcess) {
