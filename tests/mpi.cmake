@@ -53,3 +53,8 @@ set_tests_properties(rank_failure_launch_test PROPERTIES LABELS mpi TIMEOUT 400 
 add_test(NAME slurm_localhost_test
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/slurm/run_slurm_test.sh $<TARGET_FILE:ferry_mpi_probe>)
 set_tests_properties(slurm_localhost_test PROPERTIES LABELS slurm TIMEOUT 300 RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+
+add_test(NAME multinode_script_test
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/parallel/multinode_script_test.sh ${CMAKE_SOURCE_DIR}
+                 $<TARGET_FILE:ferry_mpi_probe>)
+set_tests_properties(multinode_script_test PROPERTIES LABELS mpi TIMEOUT 120 PROCESSORS 2)
