@@ -136,7 +136,9 @@ TEST(Loader, RanksGetDisjointSlicesWhoseUnionIsTheGlobalBatch) {
         EXPECT_EQ(ranks[r].position(), global.position());
       }
       // Across a seam the next epoch may legitimately revisit a window; inside one it may not.
-      if (inside_one_epoch) EXPECT_EQ(seen.size(), static_cast<size_t>(B * dp)) << "ranks overlapped at step " << step;
+      if (inside_one_epoch) {
+        EXPECT_EQ(seen.size(), static_cast<size_t>(B * dp)) << "ranks overlapped at step " << step;
+      }
     }
   }
 }

@@ -213,8 +213,11 @@ TEST_F(Prepare, EveryDocumentLandsInExactlyOneSplitEncodedBehindEndOfText) {
     shard_count += shards.size();
     for (size_t i = 0; i < shards.size(); ++i) {
       const size_t n = read_shard(shards[i], Gpt2Tokenizer::kVocabSize).size();
-      if (i + 1 < shards.size()) EXPECT_EQ(n, 700u) << shards[i];
-      else EXPECT_LE(n, 700u) << shards[i];
+      if (i + 1 < shards.size()) {
+        EXPECT_EQ(n, 700u) << shards[i];
+      } else {
+        EXPECT_LE(n, 700u) << shards[i];
+      }
     }
   }
   EXPECT_GT(shard_count, 20u) << r.out;
