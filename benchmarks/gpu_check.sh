@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# benchmarks/gpu_check.sh — the one script for a GPU machine (issue 3): build for sm_90a with every
+# core, run the `gpu` tests, the kernel benchmark and PyTorch's anchor script in the same run on the
+# same card, and print a ferry-vs-PyTorch table last. Everything lands under $OUT; the whole run
+# stays inside GPU_CHECK_BUDGET_S (default 480 s = 8 minutes), each step under its own timeout.
+#
+# Usage (repository root or anywhere):  OUT=/some/dir benchmarks/gpu_check.sh
+# Never changes the card's settings; reads `nvidia-smi -L` only.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+OUT=${OUT:-$ROOT/out/gpu_check}
+BUILD=${BUILD:-$ROOT/build-gpu}
+BUDGET=${GPU_CHECK_BUDGET_S:-480}
+JOBS=$(nproc)
+export OUT
+mkdir -p "$OUT"
+START=$SECONDS
+: > "$OUT/steps.txt"
+
+left() { echo $((BUDGET - (SECONDS - START))); }
+
+# step NAME LIMIT_S COMMAND...: runs with the smaller of LIMIT_S and the time left; log in $OUT/NAME.log.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local remaining
+  remaining=$(left)
+  ((limit > remaining)) && limit=$remaining
+  if ((limit < 10)); then
+    echo "$name: skipped, budget spent" | tee -a "$OUT/steps.txt"
+    return 124
+  fi
+  echo "== $name (limit ${limit}s)"
+  local t0=$SECONDS
+  timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  echo "$name: rc=$rc in $((SECONDS - t0))s" | tee -a "$OUT/steps.txt"
+  tail -n 8 "$OUT/$name.log"
+  return $rc
+}
+
+nvidia-smi -L > "$OUT/device.txt" 2>&1 || true
+cat "$OUT/device.txt"
+
+# Third-party headers travel with the tree (third_party/usr/include, filled by
+# scripts/vendor_headers.sh); CMake already looks there.
+[[ -d $ROOT/third_party/usr/include ]] || echo "note: $ROOT/third_party/usr/include missing; configure may fail"
+
+step configure 90 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CUDA_ARCHITECTURES=90a-real
+# -k 0: a broken file in another room does not stop the kernels, their tests and the bench.
+step build 240 cmake --build "$BUILD" -j "$JOBS" -- -k 0
+step gpu_tests 120 ctest --test-dir "$BUILD" -L gpu --output-on-failure -j 4 --timeout 100
+step kernels_bench 150 "$BUILD/benchmarks/kernels_bench" --json "$OUT/kernels.json"
+
+ANCHOR=""
+for candidate in "$ROOT/shared/bench/torch_anchor.py" "$ROOT/../shared/bench/torch_anchor.py"; do
+  [[ -f $candidate ]] && ANCHOR=$candidate && break
+done
+if [[ -n $ANCHOR ]]; then
+  # Its kernel figures come within a minute; the training part that follows may not finish inside
+  # the budget, so the table below also reads the figures from its log.
+  step torch_anchor $(($(left) - 15)) python3 "$ANCHOR"
+else
+  echo "torch_anchor: script not found (shared/bench or ../shared/bench)" | tee -a "$OUT/steps.txt"
+fi
+
+python3 - "$OUT" <<'PY'
+import json, os, re, sys
+out = sys.argv[1]
+def load(path):
+    try:
+        with open(path) as f: return json.load(f)
+    except Exception: return None
+ferry = load(os.path.join(out, "kernels.json")) or {"kernels": []}
+torch = {}
+anchors = load(os.path.join(out, "anchors.json"))
+if anchors: torch = dict(anchors.get("kernels", {})); torch.update({k: anchors[k] for k in ("d2d_copy_TBps", "bf16_gemm_TFLOPs") if k in anchors})
+else:
+    try:
+        text = open(os.path.join(out, "torch_anchor.log")).read()
+        for k, v in re.findall(r'"(\w+)": ([-0-9.eE+]+)', text): torch[k] = float(v)
+        m = re.search(r"ceilings ([0-9.eE+-]+) ([0-9.eE+-]+)", text)
+        if m: torch["d2d_copy_TBps"], torch["bf16_gemm_TFLOPs"] = float(m.group(1)), float(m.group(2))
+    except Exception: pass
+def f(name, shape):
+    for k in ferry["kernels"]:
+        if k["name"] == name and k["shape"] == shape: return k
+    return None
+# (label, ferry kernel, shape, ferry field, scale, torch key, higher is better, target)
+rows = [
+  ("layernorm fwd 16384x768 GB/s", "layernorm_fwd", "16384x768", "TBps", 1e3, "layernorm_fwd_bf16_GBps", True, ">= 2500"),
+  ("layernorm bwd 16384x768 GB/s", "layernorm_bwd", "16384x768", "TBps", 1e3, "layernorm_bwd_bf16_GBps", True, ">= 2000"),
+  ("attn fwd B16H12T1024D64 TFLOP/s", "attention_fwd_causal", "B16H12T1024D64", "TFLOPs", 1, "sdpa_fwd_causal_B16H12T1024D64_TFLOPs", True, ">= SDPA"),
+  ("attn bwd B16H12T1024D64 TFLOP/s", "attention_bwd_causal", "B16H12T1024D64", "TFLOPs", 1, "sdpa_bwd_causal_B16H12T1024D64_TFLOPs", True, ">= SDPA"),
+  ("attn fwd B4H16T4096D128 TFLOP/s", "attention_fwd_causal", "B4H16T4096D128", "TFLOPs", 1, "sdpa_fwd_causal_B4H16T4096D128_TFLOPs", True, ">= SDPA"),
+  ("attn bwd B4H16T4096D128 TFLOP/s", "attention_bwd_causal", "B4H16T4096D128", "TFLOPs", 1, "sdpa_bwd_causal_B4H16T4096D128_TFLOPs", True, ">= SDPA"),
+  ("xent 8192x50257 ms (ferry fwd+bwd, torch fwd)", "cross_entropy_fwd_bwd", "8192x50257", "ms", 1, "xent_fwd_8kx50257_ms", False, "<= 1.0 ms"),
+  ("AdamW 124M ms", "adamw_bf16grad_fp32master", "124M params", "ms", 1, "adamw_fused_124M_ms", False, ">= 3.5 TB/s"),
+  ("embedding fwd 16384 tok ms", "embedding_fwd", "16384tok x768 V50257", "ms", 1, "embedding_fwd_ms", False, ""),
+  ("embedding bwd 16384 tok ms", "embedding_bwd", "16384tok x768 V50257", "ms", 1, "embedding_bwd_ms", False, "<= 0.25 ms"),
+]
+print()
+print("device: %s" % ferry.get("device", "?"))
+print("ceilings   ferry: copy %.3f TB/s, gemm %.1f TFLOP/s   torch: copy %s TB/s, gemm %s TFLOP/s" % (
+    ferry.get("copy_TBps", 0), ferry.get("gemm_TFLOPs", 0),
+    "%.3f" % torch["d2d_copy_TBps"] if "d2d_copy_TBps" in torch else "?",
+    "%.1f" % torch["bf16_gemm_TFLOPs"] if "bf16_gemm_TFLOPs" in torch else "?"))
+print("%-46s %12s %12s %9s  %s" % ("kernel", "ferry", "pytorch", "ferry/pt", "target"))
+for label, name, shape, field, scale, tkey, higher, target in rows:
+    k = f(name, shape)
+    fv = k[field] * scale if k else None
+    tv = torch.get(tkey)
+    ratio = ""
+    if fv and tv: ratio = "%.2fx" % ((fv / tv) if higher else (tv / fv))
+    print("%-46s %12s %12s %9s  %s" % (label, "%.4g" % fv if fv is not None else "-", "%.4g" % tv if tv is not None else "-", ratio, target))
+print("(ferry/pt > 1 means ferry is better; the table is from one run on one card)")
+PY
+echo "gpu_check: $(( SECONDS - START ))s of ${BUDGET}s; logs and JSON in $OUT"
