@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <exception>
 #include <optional>
 #include <vector>
 
@@ -229,6 +230,10 @@ MpiSession::MpiSession(int* argc, char*** argv) {
 }
 
 MpiSession::~MpiSession() {
+  // Finalizing while peers wait in a collective hangs the job (OpenMPI 4.1, measured); an exception
+  // that unwinds past the session means this rank cannot go on, so it takes the others down.
+  if (std::uncaught_exceptions() > 0 && active() && placement_.size > 1)
+    abort_world("an exception escaped past MPI (use run_rank to report its message)");
   if (started_here_ && active()) MPI_Finalize();
 }
 

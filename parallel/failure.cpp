@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "engine/error.h"
 #include "parallel/launch_env.h"
 
 #if FERRY_WITH_MPI
@@ -28,7 +29,23 @@ int failure_rank() {
   }
 }
 
-void abort_world(const std::string& why) {
+namespace {
+bool world_has_peers() {
+#if FERRY_WITH_MPI
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) {
+    int size = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    return size > 1;
+  }
+#endif
+  return false;
+}
+}  // namespace
+
+void abort_world(const std::string& why, int status) {
   // One write, so that lines from different ranks do not interleave mid-line.
   const std::string line = "ferry: rank " + std::to_string(failure_rank()) + ": " + why + "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
@@ -37,9 +54,25 @@ void abort_world(const std::string& why) {
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
-  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, 1);
+  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, status);
 #endif
-  std::_Exit(1);
+  std::_Exit(status);
+}
+
+int run_rank(const std::function<int()>& body) {
+  if (!world_has_peers()) return body();
+  int status = 0;
+  try {
+    status = body();
+  } catch (const UserError& e) {
+    abort_world(e.what(), 2);
+  } catch (const std::exception& e) {
+    abort_world(e.what(), 1);
+  } catch (...) {
+    abort_world("unknown exception", 1);
+  }
+  if (status != 0) abort_world(str_cat("exiting with status ", status), status);
+  return 0;
 }
 
 }  // namespace ferry::parallel

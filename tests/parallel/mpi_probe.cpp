@@ -6,6 +6,8 @@
 //   ferry_mpi_probe abort          rank 1 calls abort_world while the others wait in a collective
 //   ferry_mpi_probe hang           rank 1 never joins; the others' watchdog (2 s) ends the job
 //   ferry_mpi_probe mpi-error      rank 1 makes an invalid MPI call; the error handler ends the job
+//   ferry_mpi_probe exit           rank 1's body returns status 4 (inside run_rank)
+//   ferry_mpi_probe user-error     rank 1's body throws a UserError (inside run_rank): the job exits 2
 // The failure modes never exit 0: if the job survives the failure, the probe says so and exits 3.
 #include <mpi.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 #include <thread>
 
 #include "parallel/communicator_mpi.h"
+#include "engine/error.h"
 #include "parallel/failure.h"
 
 using namespace ferry::parallel;
@@ -71,6 +74,10 @@ int main(int argc, char** argv) {
       abort_world("probe: deliberate failure");
     } else if (mode == "hang") {
       for (;;) pause();
+    } else if (mode == "exit") {
+      return run_rank([] { return 4; });
+    } else if (mode == "user-error") {
+      return run_rank([]() -> int { throw ferry::UserError("probe.toml: [train] batch_size must be positive"); });
     } else if (mode == "mpi-error") {
       int32_t x = 0;
       MPI_Send(&x, -1, MPI_INT32_T, 0, 0, MPI_COMM_WORLD);  // a negative count is an MPI error

@@ -65,6 +65,19 @@ TEST(RankFailure, MpiErrorAbortsTheWorldThroughTheHandler) {
   EXPECT_NE(l.out.find("ferry: rank 1: MPI error:"), std::string::npos) << l.out;
 }
 
+TEST(RankFailure, NonZeroStatusFromARanksBodyEndsTheJob) {
+  const Launch l = launch_probe("exit");
+  expect_job_ended(l);
+  EXPECT_NE(l.out.find("ferry: rank 1: exiting with status 4"), std::string::npos) << l.out;
+}
+
+TEST(RankFailure, UserErrorOnOneRankEndsTheJobWithStatusTwo) {
+  const Launch l = launch_probe("user-error");
+  expect_job_ended(l);
+  EXPECT_EQ(l.exit_code, 2) << l.out;
+  EXPECT_NE(l.out.find("ferry: rank 1: probe.toml: [train] batch_size must be positive"), std::string::npos) << l.out;
+}
+
 TEST(RankFailure, HungPeerIsEndedByTheCollectiveWatchdog) {
   const Launch l = launch_probe("hang");
   expect_job_ended(l);
