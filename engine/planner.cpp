@@ -36,8 +36,11 @@ MemoryPlan plan_memory(const Graph& g, size_t alignment) {
   for (int v = 0; v < nv; ++v) {
     const Value& val = g.values[v];
     if (in_arena(val)) {
+      // Inputs and outputs span the whole step: the host writes inputs once and may run the forward
+      // pass again (evaluation, finite differences) without rewriting them; it reads outputs after.
+      const bool whole_step = val.role == ValueRole::Input || val.role == ValueRole::Output;
       plan.live[v].first = val.role == ValueRole::Input ? 0 : val.producer;
-      plan.live[v].last = val.role == ValueRole::Output ? nn : plan.live[v].first;
+      plan.live[v].last = whole_step ? nn : plan.live[v].first;
     } else if (val.role == ValueRole::Param) {
       plan.param_bytes += val.nbytes();
     } else if (val.role == ValueRole::ParamGrad) {

@@ -1,8 +1,8 @@
 // engine/planner.h — static memory planning for one training step.
 //
 // Every arena value (inputs, activations, outputs; forward and backward) gets a live range over the
-// schedule: from the node that writes it (inputs: step start) to the last node that reads it (outputs:
-// step end). Values whose ranges do not intersect may share bytes; ops may declare an in-place pair
+// schedule: from the node that writes it to the last node that reads it; inputs and outputs span
+// the whole step. Values whose ranges do not intersect may share bytes; ops may declare an in-place pair
 // (an output written over an input that dies at that node). Offsets are assigned greedily, largest
 // first, at the lowest address that clashes with no value live at the same time. The peak is known
 // before anything is allocated.

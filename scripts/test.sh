@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# scripts/test.sh — the README's test command: set up (packages, assets, build), then run every
+# test: cpu, mpi (mpirun on this machine), slurm (a real Slurm on localhost), and gpu (skips cleanly
+# without a device). Usage: bash scripts/test.sh [ctest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# The Slurm test runs a real slurmctld/slurmd; install them here, not from inside a test.
+FERRY_EXTRA_PACKAGES="slurm-wlm munge" bash scripts/setup.sh build
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+ctest --test-dir build --output-on-failure -j "$(nproc)" "$@"
