@@ -1,20 +1,40 @@
-// benchmarks/kernels/emulator/attention_emulation.cpp — drives the emulated CUDA attention kernels
-// (see check_attention.sh) and compares them with kernels/cpu/attention.cpp in fp64 on the same
-// bf16 inputs. Exit status 1 when any relative error exceeds the gpu tests' tolerances.
+// benchmarks/kernels/emulator/kernels_emulation.cpp — drives the emulated CUDA kernels (see
+// check_kernels.sh) and compares them with the CPU references in kernels/cpu, in fp64 on the same
+// bf16 inputs, with the gpu tests' tolerances. Exit status 1 on any mismatch.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/cross_entropy.h"
 #include "kernels/dtype.h"
+#include "kernels/embedding.h"
+#include "kernels/layernorm.h"
 
-void emu_attention_forward(ferry::bf16* out, float* lse, const ferry::bf16* qkv, const int32_t* kl, int B, int T,
-                           int NH, int HS, bool causal);
-void emu_attention_backward(ferry::bf16* dqkv, const ferry::bf16* dout, const ferry::bf16* qkv, const ferry::bf16* out,
-                            const float* lse, const int32_t* kl, int B, int T, int NH, int HS, bool causal);
+using ferry::bf16;
+
+void emu_attention_forward(bf16* out, float* lse, const bf16* qkv, const int32_t* kl, int B, int T, int NH, int HS,
+                           bool causal);
+void emu_attention_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, const bf16* out, const float* lse,
+                            const int32_t* kl, int B, int T, int NH, int HS, bool causal);
+void emu_layernorm_forward(bf16* resid, bf16* out, float* mean, float* rstd, const bf16* a, const bf16* b,
+                           const bf16* w, const bf16* bias, int N, int C);
+void emu_layernorm_backward(bf16* dinp, bf16* dw, bf16* db, const bf16* dout, const bf16* dresid, const bf16* inp,
+                            const bf16* w, const float* mean, const float* rstd, int N, int C);
+void emu_cross_entropy(float* losses, float* mean, bf16* dlogits, const bf16* logits, const int32_t* targets, int N,
+                       int V, float scale, int32_t ignore);
+void emu_embedding_forward(bf16* out, const int32_t* tokens, const bf16* wte, const bf16* wpe, int B, int T, int C);
+void emu_embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B, int T, int C,
+                            int V);
 
 namespace {
+
+constexpr double kBf16 = 1e-2, kFp32 = 1e-5;
+std::mt19937_64 rng(42);
+bool all_ok = true;
 
 double rel(const std::vector<double>& got, const std::vector<double>& ref) {
   double d = 0, n = 0;
@@ -30,63 +50,153 @@ double rel(const std::vector<double>& got, const std::vector<double>& ref) {
   return n > 0 ? std::sqrt(d / n) : std::sqrt(d);
 }
 
-struct Case {
-  int B, T, NH, HS;
-  bool causal, padded;
-};
+std::vector<double> values(size_t n, double lo, double hi) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<double> v(n);
+  for (auto& x : v) x = ferry::bf16_to_float(ferry::float_to_bf16(float(u(rng))));
+  return v;
+}
+std::vector<bf16> to_bf16(const std::vector<double>& x) {
+  std::vector<bf16> r(x.size());
+  for (size_t i = 0; i < x.size(); ++i) r[i] = ferry::float_to_bf16(float(x[i]));
+  return r;
+}
+std::vector<double> from(const std::vector<bf16>& x) {
+  std::vector<double> r(x.size());
+  for (size_t i = 0; i < x.size(); ++i) r[i] = ferry::bf16_to_float(x[i]);
+  return r;
+}
+std::vector<double> from(const std::vector<float>& x) { return std::vector<double>(x.begin(), x.end()); }
+std::vector<bf16> poisoned(size_t n) { return std::vector<bf16>(n, bf16{0xffff}); }
+
+void check(const std::string& what, const std::vector<std::pair<std::string, double>>& errors,
+           const std::vector<double>& tolerances) {
+  bool ok = true;
+  std::printf("%-36s", what.c_str());
+  for (size_t i = 0; i < errors.size(); ++i) {
+    std::printf(" %s %.2e", errors[i].first.c_str(), errors[i].second);
+    ok = ok && errors[i].second < tolerances[i];
+  }
+  std::printf("  %s\n", ok ? "ok" : "FAIL");
+  all_ok = all_ok && ok;
+}
+
+void attention(int B, int T, int NH, int HS, bool causal, bool padded) {
+  const int C = NH * HS, BT = B * T;
+  const auto qkv = values(size_t(BT) * 3 * C, -2, 2), dout = values(size_t(BT) * C, -1, 1);
+  std::vector<int32_t> lengths(B, T);
+  if (padded) {
+    lengths[0] = T / 2 + 3;
+    if (B > 1) lengths[1] = 0;
+  }
+  const int32_t* kl = padded ? lengths.data() : nullptr;
+  std::vector<double> out_ref(size_t(BT) * C), lse_ref(size_t(B) * NH * T), dqkv_ref(qkv.size());
+  ferry::kernels::cpu::attention_forward(out_ref.data(), lse_ref.data(), qkv.data(), kl, B, T, NH, HS, causal);
+  ferry::kernels::cpu::attention_backward(dqkv_ref.data(), dout.data(), qkv.data(), out_ref.data(), lse_ref.data(), kl,
+                                          B, T, NH, HS, causal);
+  auto out = poisoned(out_ref.size()), dqkv = poisoned(qkv.size());
+  std::vector<float> lse(lse_ref.size(), NAN);
+  const auto qkv_h = to_bf16(qkv), dout_h = to_bf16(dout);
+  emu_attention_forward(out.data(), lse.data(), qkv_h.data(), kl, B, T, NH, HS, causal);
+  emu_attention_backward(dqkv.data(), dout_h.data(), qkv_h.data(), out.data(), lse.data(), kl, B, T, NH, HS, causal);
+  std::vector<std::pair<std::string, double>> errors{{"out", rel(from(out), out_ref)}, {"lse", rel(from(lse), lse_ref)}};
+  const auto got = from(dqkv);
+  for (int p = 0; p < 3; ++p) {
+    std::vector<double> g, r;
+    for (int i = 0; i < BT; ++i)
+      for (int k = 0; k < C; ++k) {
+        const size_t j = size_t(i) * 3 * C + size_t(p) * C + k;
+        g.push_back(got[j]);
+        r.push_back(dqkv_ref[j]);
+      }
+    errors.push_back({p == 0 ? "dQ" : p == 1 ? "dK" : "dV", rel(g, r)});
+  }
+  check("attention B" + std::to_string(B) + " T" + std::to_string(T) + " H" + std::to_string(NH) + " D" +
+            std::to_string(HS) + (causal ? " causal" : " full") + (padded ? " padded" : ""),
+        errors, {kBf16, kFp32, kBf16, kBf16, kBf16});
+}
+
+void layernorm(int N, int C) {
+  const size_t NC = size_t(N) * C;
+  const auto a = values(NC, -2, 2), b = values(NC, -1, 1), w = values(C, 0.5, 1.5), bias = values(C, -1, 1);
+  const auto dout = values(NC, -1, 1), dresid = values(NC, -1, 1), dw0 = values(C, -1, 1), db0 = values(C, -1, 1);
+  std::vector<double> x(NC);
+  for (size_t i = 0; i < NC; ++i) x[i] = ferry::bf16_to_float(ferry::float_to_bf16(float(a[i] + b[i])));
+  std::vector<double> out_ref(NC), mean_ref(N), rstd_ref(N), dinp_ref(NC), dw_ref = dw0, db_ref = db0;
+  ferry::kernels::cpu::residual_layernorm_forward<double>(nullptr, out_ref.data(), mean_ref.data(), rstd_ref.data(),
+                                                          x.data(), nullptr, w.data(), bias.data(), N, C);
+  ferry::kernels::cpu::layernorm_backward(dinp_ref.data(), dw_ref.data(), db_ref.data(), dout.data(), dresid.data(),
+                                          x.data(), w.data(), mean_ref.data(), rstd_ref.data(), N, C);
+  const auto a_h = to_bf16(a), b_h = to_bf16(b), w_h = to_bf16(w), bias_h = to_bf16(bias);
+  auto resid = poisoned(NC), out = poisoned(NC), dinp = poisoned(NC), dw = to_bf16(dw0), db = to_bf16(db0);
+  std::vector<float> mean(N, NAN), rstd(N, NAN);
+  emu_layernorm_forward(resid.data(), out.data(), mean.data(), rstd.data(), a_h.data(), b_h.data(), w_h.data(),
+                        bias_h.data(), N, C);
+  const auto dout_h = to_bf16(dout), dresid_h = to_bf16(dresid);
+  emu_layernorm_backward(dinp.data(), dw.data(), db.data(), dout_h.data(), dresid_h.data(), resid.data(), w_h.data(),
+                         mean.data(), rstd.data(), N, C);
+  check("layernorm N" + std::to_string(N) + " C" + std::to_string(C),
+        {{"resid", rel(from(resid), x)},
+         {"out", rel(from(out), out_ref)},
+         {"mean", rel(from(mean), mean_ref)},
+         {"rstd", rel(from(rstd), rstd_ref)},
+         {"dinp", rel(from(dinp), dinp_ref)},
+         {"dw", rel(from(dw), dw_ref)},
+         {"db", rel(from(db), db_ref)}},
+        {1e-12, kBf16, kFp32, kFp32, kBf16, kBf16, kBf16});
+}
+
+void cross_entropy(int N, int V) {
+  const auto logits = values(size_t(N) * V, -6, 6);
+  std::uniform_int_distribution<int32_t> cls(0, V - 1);
+  std::vector<int32_t> targets(N);
+  for (int n = 0; n < N; ++n) targets[n] = n % 4 == 1 ? -100 : cls(rng);
+  std::vector<double> losses_ref(N), dlogits_ref(logits.size());
+  const double mean_ref = ferry::kernels::cpu::cross_entropy_forward_backward(
+      losses_ref.data(), dlogits_ref.data(), logits.data(), targets.data(), N, V, 0.75, -100);
+  auto inplace = to_bf16(logits);  // dlogits overwrite logits, as the engine does
+  std::vector<float> losses(N, NAN);
+  float mean = NAN;
+  emu_cross_entropy(losses.data(), &mean, inplace.data(), inplace.data(), targets.data(), N, V, 0.75f, -100);
+  check("cross_entropy N" + std::to_string(N) + " V" + std::to_string(V),
+        {{"losses", rel(from(losses), losses_ref)},
+         {"mean", rel({double(mean)}, {mean_ref})},
+         {"dlogits", rel(from(inplace), dlogits_ref)}},
+        {kFp32, kFp32, kBf16});
+}
+
+void embedding(int B, int T, int C, int V) {
+  std::uniform_int_distribution<int32_t> tok(0, V - 1);
+  std::vector<int32_t> tokens(size_t(B) * T);
+  for (auto& t : tokens) t = tok(rng);
+  const auto wte = values(size_t(V) * C, -1, 1), wpe = values(size_t(T) * C, -1, 1);
+  const auto dout = values(size_t(B) * T * C, -1, 1), dwte0 = values(size_t(V) * C, -1, 1),
+             dwpe0 = values(size_t(T) * C, -1, 1);
+  std::vector<double> out_ref(size_t(B) * T * C), dwte_ref = dwte0, dwpe_ref = dwpe0;
+  ferry::kernels::cpu::embedding_forward(out_ref.data(), tokens.data(), wte.data(), wpe.data(), B, T, C);
+  ferry::kernels::cpu::embedding_backward(dwte_ref.data(), dwpe_ref.data(), dout.data(), tokens.data(), B, T, C, V);
+  const auto wte_h = to_bf16(wte), wpe_h = to_bf16(wpe), dout_h = to_bf16(dout);
+  auto out = poisoned(out_ref.size()), dwte = to_bf16(dwte0), dwpe = to_bf16(dwpe0);
+  emu_embedding_forward(out.data(), tokens.data(), wte_h.data(), wpe_h.data(), B, T, C);
+  emu_embedding_backward(dwte.data(), dwpe.data(), dout_h.data(), tokens.data(), B, T, C, V);
+  check("embedding B" + std::to_string(B) + " T" + std::to_string(T) + " C" + std::to_string(C) + " V" +
+            std::to_string(V),
+        {{"out", rel(from(out), out_ref)}, {"dwte", rel(from(dwte), dwte_ref)}, {"dwpe", rel(from(dwpe), dwpe_ref)}},
+        {kBf16, kBf16, kBf16});
+}
 
 }  // namespace
 
 int main() {
-  std::mt19937_64 rng(42);
-  std::uniform_real_distribution<double> u(-2, 2);
-  bool ok = true;
-  for (const Case c : {Case{1, 77, 2, 64, true, false}, Case{2, 40, 1, 128, true, true},
-                       Case{2, 70, 1, 64, false, true}, Case{1, 130, 1, 128, false, false}}) {
-    const int C = c.NH * c.HS, BT = c.B * c.T;
-    std::vector<double> qkv(size_t(BT) * 3 * C), dout(size_t(BT) * C);
-    for (auto& x : qkv) x = ferry::bf16_to_float(ferry::float_to_bf16(float(u(rng))));
-    for (auto& x : dout) x = ferry::bf16_to_float(ferry::float_to_bf16(float(u(rng) / 2)));
-    std::vector<int32_t> lengths(c.B, c.T);
-    if (c.padded) {
-      lengths[0] = c.T / 2 + 3;
-      if (c.B > 1) lengths[1] = 0;
-    }
-    const int32_t* kl = c.padded ? lengths.data() : nullptr;
-    std::vector<double> out_ref(size_t(BT) * C), lse_ref(size_t(c.B) * c.NH * c.T), dqkv_ref(qkv.size());
-    ferry::kernels::cpu::attention_forward(out_ref.data(), lse_ref.data(), qkv.data(), kl, c.B, c.T, c.NH, c.HS,
-                                           c.causal);
-    ferry::kernels::cpu::attention_backward(dqkv_ref.data(), dout.data(), qkv.data(), out_ref.data(), lse_ref.data(),
-                                            kl, c.B, c.T, c.NH, c.HS, c.causal);
-
-    std::vector<ferry::bf16> qkv_h(qkv.size()), dout_h(dout.size()), out_h(out_ref.size(), {0xffff}),
-        dqkv_h(qkv.size(), {0xffff});
-    for (size_t i = 0; i < qkv.size(); ++i) qkv_h[i] = ferry::float_to_bf16(float(qkv[i]));
-    for (size_t i = 0; i < dout.size(); ++i) dout_h[i] = ferry::float_to_bf16(float(dout[i]));
-    std::vector<float> lse_h(lse_ref.size(), NAN);
-    emu_attention_forward(out_h.data(), lse_h.data(), qkv_h.data(), kl, c.B, c.T, c.NH, c.HS, c.causal);
-    emu_attention_backward(dqkv_h.data(), dout_h.data(), qkv_h.data(), out_h.data(), lse_h.data(), kl, c.B, c.T, c.NH,
-                           c.HS, c.causal);
-
-    std::vector<double> out(out_h.size()), lse(lse_h.begin(), lse_h.end());
-    for (size_t i = 0; i < out.size(); ++i) out[i] = ferry::bf16_to_float(out_h[i]);
-    double e_part[3];
-    for (int p = 0; p < 3; ++p) {
-      std::vector<double> got, ref;
-      for (int i = 0; i < BT; ++i)
-        for (int k = 0; k < C; ++k) {
-          const size_t j = size_t(i) * 3 * C + size_t(p) * C + k;
-          got.push_back(ferry::bf16_to_float(dqkv_h[j]));
-          ref.push_back(dqkv_ref[j]);
-        }
-      e_part[p] = rel(got, ref);
-    }
-    const double e_out = rel(out, out_ref), e_lse = rel(lse, lse_ref);
-    const bool pass = e_out < 1e-2 && e_lse < 1e-5 && e_part[0] < 1e-2 && e_part[1] < 1e-2 && e_part[2] < 1e-2;
-    ok = ok && pass;
-    std::printf("B%d T%d H%d D%d %s%s: out %.2e lse %.2e dQ %.2e dK %.2e dV %.2e %s\n", c.B, c.T, c.NH, c.HS,
-                c.causal ? "causal" : "full", c.padded ? " padded" : "", e_out, e_lse, e_part[0], e_part[1],
-                e_part[2], pass ? "ok" : "FAIL");
-  }
-  return ok ? 0 : 1;
+  attention(1, 77, 2, 64, true, false);
+  attention(2, 40, 1, 128, true, true);
+  attention(2, 70, 1, 64, false, true);
+  attention(1, 130, 1, 128, false, false);
+  layernorm(37, 200);
+  layernorm(9, 1600);
+  cross_entropy(6, 1001);
+  cross_entropy(3, 16);
+  embedding(2, 33, 64, 5);
+  embedding(1, 20, 24, 1000);
+  return all_ok ? 0 : 1;
 }

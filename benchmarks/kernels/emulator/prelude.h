@@ -1,5 +1,5 @@
 // benchmarks/kernels/emulator/prelude.h — just enough of the CUDA execution model on the CPU to run
-// the attention kernels' own source text (one std::thread per CUDA thread, std::barrier for
+// the CUDA kernels' own source text (one std::thread per CUDA thread, std::barrier for
 // __syncthreads and for each warp's shuffles and tensor-core products). A development check for a
 // machine without a GPU: it catches indexing, masking and fragment-mapping mistakes in the kernels
 // as written, not timing or memory-model problems. The mma emulation encodes the PTX ISA fragment
@@ -45,7 +45,7 @@ namespace emu {
 
 struct Warp {
   std::barrier<> sync{32};
-  float f[32];
+  double f[32];  // wide enough for a shuffled double
   uint32_t a[32][4], b[32][2];
 };
 struct Block {
@@ -117,12 +117,18 @@ inline void run_grid(EmuDim grid, unsigned threads, const std::function<void()>&
 
 inline void __syncthreads() { emu::g_block->sync->arrive_and_wait(); }
 inline void __syncwarp(unsigned = 0xffffffffu) { emu::my_warp().sync.arrive_and_wait(); }
-inline float __shfl_xor_sync(unsigned, float v, int mask) {
+template <typename T>
+inline T __shfl_xor_sync(unsigned, T v, int mask) {
   emu::Warp& w = emu::my_warp();
   const int lane = threadIdx.x % 32;
-  w.f[lane] = v;
+  std::memcpy(&w.f[lane], &v, sizeof(T));
   w.sync.arrive_and_wait();
-  const float r = w.f[lane ^ mask];
+  T r;
+  std::memcpy(&r, &w.f[lane ^ mask], sizeof(T));
   w.sync.arrive_and_wait();
   return r;
 }
+inline int4 __ldcs(const int4* p) { return *p; }
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+#define FERRY_CUDA_CHECK(call) ((void)0)
