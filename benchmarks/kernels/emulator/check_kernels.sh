@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # benchmarks/kernels/emulator/check_kernels.sh — run the CUDA kernels' own source (attention,
-# layernorm, cross-entropy, embedding) on the CPU emulator (prelude.h) against the CPU references,
+# layernorm, cross-entropy, embedding, AdamW and the gradient norm, GELU) on the CPU emulator (prelude.h) against the CPU references,
 # on a machine without a GPU. Not part of the build or of ctest: a development check (about a
 # minute on two cores). Exit status 1 on any mismatch. Usage: check_kernels.sh
 set -euo pipefail
@@ -30,7 +30,9 @@ cuts = {"attention_forward": "template <int HS>\nvoid launch_forward",
         "attention_backward": "template <int HS>\nvoid launch_backward",
         "layernorm": "int backward_blocks(",
         "cross_entropy": "\n}  // namespace\n",
-        "embedding": "int id_bits(int V)"}
+        "embedding": "int id_bits(int V)",
+        "adamw": "\n}  // namespace\n",
+        "gelu": "bool aligned16("}
 for name, cut in cuts.items():
     src = open(f"{root}/kernels/cuda/{name}.cu").read()
     src = src[:src.index(cut)]
@@ -39,8 +41,9 @@ for name, cut in cuts.items():
     open(f"{gen}/{name}.inc", "w").write(src + "\n}  // namespace\n}  // namespace ferry::kernels::cuda\n")
 PY
 
+KERNELS="attention_forward attention_backward layernorm cross_entropy embedding adamw gelu"
 # One translation unit per kernel file (their anonymous namespaces reuse names like kThreads).
-for name in attention_forward attention_backward layernorm cross_entropy embedding; do
+for name in $KERNELS; do
   cat > "$GEN/$name.cpp" <<CPP
 #include "prelude.h"
 namespace ferry::kernels::cuda { namespace { alignas(16) unsigned char smem[1 << 18]; } }
@@ -52,11 +55,11 @@ done
 cp "$HERE/launchers.inc" "$GEN/launchers.inc"
 FLAGS=(-std=c++20 -O1 -pthread -w -I"$GEN" -I"$HERE" -I"$ROOT" -I/usr/local/cuda/include)
 objs=()
-for name in attention_forward attention_backward layernorm cross_entropy embedding; do
+for name in $KERNELS; do
   g++ "${FLAGS[@]}" -c "$GEN/$name.cpp" -o "$GEN/$name.o" &
   objs+=("$GEN/$name.o")
 done
 wait
-g++ "${FLAGS[@]}" "$HERE/kernels_emulation.cpp" "${objs[@]}" "$ROOT"/kernels/cpu/{attention,layernorm,cross_entropy,embedding}.cpp \
+g++ "${FLAGS[@]}" "$HERE/kernels_emulation.cpp" "${objs[@]}" "$ROOT"/kernels/cpu/{attention,layernorm,cross_entropy,embedding,adamw,gelu}.cpp \
   -fopenmp -o "$GEN/kernels_emulation"
 "$GEN/kernels_emulation"

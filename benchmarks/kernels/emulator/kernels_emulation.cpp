@@ -8,10 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "kernels/adamw.h"
 #include "kernels/attention.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/dtype.h"
 #include "kernels/embedding.h"
+#include "kernels/gelu.h"
 #include "kernels/layernorm.h"
 
 using ferry::bf16;
@@ -29,6 +31,12 @@ void emu_cross_entropy(float* losses, float* mean, bf16* dlogits, const bf16* lo
 void emu_embedding_forward(bf16* out, const int32_t* tokens, const bf16* wte, const bf16* wpe, int B, int T, int C);
 void emu_embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B, int T, int C,
                             int V);
+template <typename G>
+void emu_adamw(float* master, bf16* params, float* m, float* v, const G* grads, size_t n,
+               const ferry::kernels::cuda::AdamWSegment* segs, int n_segs, const ferry::kernels::cuda::AdamWStep* step,
+               float beta1, float beta2, float eps, const float* grad_scale);
+void emu_grad_norm(float* norm, float* clip, const bf16* grads, size_t n, float max_norm);
+void emu_gelu(bf16* out, bf16* dinp, const bf16* x, const bf16* dout, size_t n);
 
 namespace {
 
@@ -185,6 +193,48 @@ void embedding(int B, int T, int C, int V) {
         {kBf16, kBf16, kBf16});
 }
 
+void adamw(size_t n) {
+  const auto master0 = values(n, -1, 1), m0 = values(n, -0.1, 0.1), v0 = values(n, 0, 0.01), g = values(n, -1, 1);
+  std::vector<ferry::kernels::cuda::AdamWSegment> segs{{0, 1.0f, 0.1f}, {n / 3 + 1, 0.5f, 0.0f}, {(2 * n) / 3 + 3, 2.0f, 0.01f}};
+  const float lr = 3e-3f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, scale = 0.5f;
+  const ferry::kernels::cuda::AdamWStep step{lr, 7};
+  std::vector<float> master(master0.begin(), master0.end()), m(m0.begin(), m0.end()), v(v0.begin(), v0.end()),
+      gf(g.begin(), g.end());
+  auto master_ref = master, m_ref = m, v_ref = v;
+  for (size_t s = 0; s < segs.size(); ++s) {
+    const size_t begin = segs[s].begin, end = s + 1 < segs.size() ? segs[s + 1].begin : n;
+    const ferry::kernels::cpu::AdamWHyper h{lr * segs[s].lr_scale, beta1, beta2, eps, segs[s].weight_decay, 7, scale};
+    ferry::kernels::cpu::adamw_update(master_ref.data() + begin, m_ref.data() + begin, v_ref.data() + begin,
+                                      gf.data() + begin, end - begin, h);
+  }
+  auto params = poisoned(n);
+  const auto g_h = to_bf16(g);
+  emu_adamw(master.data(), params.data(), m.data(), v.data(), g_h.data(), n, segs.data(), int(segs.size()), &step,
+            beta1, beta2, eps, &scale);
+  float norm = NAN, clip = NAN;
+  const double norm_ref = std::sqrt(ferry::kernels::cpu::grad_norm_squared(g.data(), n));
+  emu_grad_norm(&norm, &clip, g_h.data(), n, float(norm_ref / 2));
+  check("adamw + grad_norm n" + std::to_string(n),
+        {{"master", rel(from(master), from(master_ref))},
+         {"m", rel(from(m), from(m_ref))},
+         {"v", rel(from(v), from(v_ref))},
+         {"params", rel(from(params), from(master_ref))},
+         {"norm", rel({double(norm)}, {norm_ref})},
+         {"clip", rel({double(clip)}, {norm_ref / 2 / (norm_ref + 1e-6)})}},
+        {kFp32, kFp32, kFp32, kBf16, kFp32, kFp32});
+}
+
+void gelu(size_t n) {
+  const auto x = values(n, -4, 4), g = values(n, -1, 1);
+  std::vector<double> y_ref(n), dx_ref(n);
+  ferry::kernels::cpu::gelu_forward(y_ref.data(), x.data(), n);
+  ferry::kernels::cpu::gelu_backward(dx_ref.data(), x.data(), g.data(), n);
+  const auto x_h = to_bf16(x), g_h = to_bf16(g);
+  auto y = poisoned(n), dx = poisoned(n);
+  emu_gelu(y.data(), dx.data(), x_h.data(), g_h.data(), n);
+  check("gelu n" + std::to_string(n), {{"fwd", rel(from(y), y_ref)}, {"bwd", rel(from(dx), dx_ref)}}, {kBf16, kBf16});
+}
+
 }  // namespace
 
 int main() {
@@ -198,5 +248,8 @@ int main() {
   cross_entropy(3, 16);
   embedding(2, 33, 64, 5);
   embedding(1, 20, 24, 1000);
+  adamw(1001);
+  adamw(13);
+  gelu(1003);
   return all_ok ? 0 : 1;
 }
