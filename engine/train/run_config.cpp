@@ -74,8 +74,8 @@ RunConfig parse_run_config(const std::string& text, const std::string& source) {
   }
   for (const auto& [k, v] : root) {
     const std::string key(k.str());
-    if (key != "model" && key != "train" && key != "data")
-      user_error(source, ": unknown section '", key, "' (expected model, train, data)");
+    if (key != "model" && key != "train" && key != "data" && key != "parallel")
+      user_error(source, ": unknown section '", key, "' (expected model, train, data, parallel)");
     if (!v.is_table()) user_error(source, ": '", key, "' must be a table ([", key, "])");
   }
   RunConfig c;
@@ -129,6 +129,13 @@ RunConfig parse_run_config(const std::string& text, const std::string& source) {
     s.read("val_fraction", c.data.val_fraction);
     s.reject_unknown();
   }
+  {
+    Section s(root["parallel"].as_table(), "parallel", source);
+    s.read("tp", c.parallel.tp);
+    s.read("pp", c.parallel.pp);
+    s.read("zero1", c.parallel.zero1);
+    s.reject_unknown();
+  }
   return c;
 }
 
@@ -174,6 +181,8 @@ void validate_run_config(const RunConfig& c) {
     user_error("data.source must be synthetic, text or shards, got '", src, "'");
   if (src != "synthetic" && c.data.path.empty()) user_error("data.path is required when data.source = '", src, "'");
   if (!(c.data.val_fraction > 0 && c.data.val_fraction < 1)) user_error("data.val_fraction must lie in (0, 1)");
+  if (c.parallel.tp <= 0) user_error("parallel.tp must be a positive integer, got ", c.parallel.tp);
+  if (c.parallel.pp <= 0) user_error("parallel.pp must be a positive integer, got ", c.parallel.pp);
   if ((src == "synthetic" || src == "text") && c.model.vocab_size < 256)
     user_error("model.vocab_size must be at least 256 for byte-level data (data.source = '", src, "')");
 }
@@ -202,6 +211,7 @@ nlohmann::json to_json(const RunConfig& c) {
         {"out_dir", t.out_dir},           {"device", t.device},
         {"memory_limit_gb", t.memory_limit_gb}}},
       {"data", {{"source", c.data.source}, {"path", c.data.path}, {"val_fraction", c.data.val_fraction}}},
+      {"parallel", {{"tp", c.parallel.tp}, {"pp", c.parallel.pp}, {"zero1", c.parallel.zero1}}},
   };
 }
 

@@ -38,10 +38,18 @@ struct DataConfig {
   double val_fraction = 0.1;
 };
 
+// The rank grid tp × dp × pp (TP innermost); dp is what the world size leaves.
+struct ParallelConfig {
+  int tp = 1;
+  int pp = 1;
+  bool zero1 = false;  // shard optimizer state across data-parallel ranks
+};
+
 struct RunConfig {
   GptConfig model;
   TrainConfig train;
   DataConfig data;
+  ParallelConfig parallel;
 };
 
 // Reads a TOML file; unknown sections or keys, wrong types and a missing file are UserErrors

@@ -8,12 +8,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/autodiff.h"
 #include "engine/backend.h"
 #include "engine/device.h"
 #include "engine/error.h"
-#include "engine/executor.h"
-#include "engine/optim/adamw.h"
+#include "engine/train/gpt_step.h"
 #include "engine/train/lr_schedule.h"
 
 namespace ferry {
@@ -63,22 +61,16 @@ TrainSummary pretrain(const RunConfig& c, DataSources data) {
   std::fprintf(stderr, "ferry: %s\n", device_summary().c_str());
   auto backend = make_backend(t.device);
 
-  GptBuildOptions opt;
-  opt.batch = t.batch_size;
-  opt.seq_len = t.seq_len;
-  opt.dtype = DType::F32;
-  opt.loss_scale = 1.0f / static_cast<float>(t.grad_accum);
-  GptGraph model = build_gpt(c.model, opt);
-  derive_backward(model.graph);
-  const Graph& g = model.graph;
-  Executor ex(g, *backend, AdamW::state_bytes(g), static_cast<size_t>(t.memory_limit_gb * (1ull << 30)));
-  verify_plan(g, ex.plan());
-
-  std::vector<double> init;
-  init_gpt_params(g, c.model, t.seed, init);
-  std::vector<float> init_f(init.begin(), init.end());
-  backend->upload(ex.params().data, init_f.data(), init_f.size() * sizeof(float));
-  AdamW optimizer(g, ex, t.adamw);
+  GptStep gpt = make_gpt_step(c, *backend);
+  StepRunner& step = *gpt.runner;
+  const int64_t n_params = gpt.n_params;
+  {
+    Graph layout;  // init_gpt_params reads names and offsets only
+    layout.params = gpt.params;
+    std::vector<double> init;
+    init_gpt_params(layout, c.model, t.seed, init);
+    step.set_parameters(std::vector<float>(init.begin(), init.end()));
+  }
 
   std::filesystem::create_directories(t.out_dir);
   {
@@ -88,37 +80,33 @@ TrainSummary pretrain(const RunConfig& c, DataSources data) {
   std::ofstream metrics(std::filesystem::path(t.out_dir) / "metrics.jsonl", std::ios::trunc);
   if (!metrics) user_error("train.out_dir '", t.out_dir, "': cannot write metrics.jsonl");
 
-  const int64_t n_params = g.param_count();
   std::fprintf(stderr,
                "ferry: model %s: %d layers, %d heads, %d wide, vocab %d: %.2fM parameters; batch %d x %d x %d "
                "accum; activations %s planned (%s unshared, %.1fx less)\n",
                c.model.preset.c_str(), c.model.n_layer, c.model.n_head, c.model.n_embd, c.model.vocab_size,
                double(n_params) / 1e6, t.batch_size, t.seq_len, t.grad_accum,
-               format_bytes(double(ex.plan().arena_bytes)).c_str(),
-               format_bytes(double(ex.plan().unshared_bytes)).c_str(),
-               double(ex.plan().unshared_bytes) / double(std::max<size_t>(1, ex.plan().arena_bytes)));
+               format_bytes(double(step.arena_bytes())).c_str(), format_bytes(double(step.unshared_bytes())).c_str(),
+               double(step.unshared_bytes()) / double(std::max<size_t>(1, step.arena_bytes())));
 
   const size_t bt = static_cast<size_t>(t.batch_size) * t.seq_len;
-  std::vector<int32_t> inputs(bt), targets(bt);
-  auto load_batch = [&](BatchSource& src) {
+  auto next_batch = [&](BatchSource& src) {
+    Batch b;
+    std::vector<int32_t> inputs(bt), targets(bt);
     src.next(inputs.data(), targets.data());
-    ex.set_input(model.tokens, inputs.data(), bt * sizeof(int32_t));
-    ex.set_input(model.targets, targets.data(), bt * sizeof(int32_t));
+    b.inputs.emplace_back(gpt.tokens, std::move(inputs));
+    b.inputs.emplace_back(gpt.targets, std::move(targets));
+    return b;
   };
   auto evaluate = [&]() {
     data.val->reset();
     double sum = 0;
-    for (int i = 0; i < t.eval_batches; ++i) {
-      load_batch(*data.val);
-      ex.forward(false);
-      sum += ex.read_scalar(model.loss);
-    }
+    for (int i = 0; i < t.eval_batches; ++i) sum += step.evaluate(next_batch(*data.val));
     return sum / t.eval_batches;
   };
 
   TrainSummary summary;
-  summary.arena_bytes = ex.plan().arena_bytes;
-  summary.unshared_bytes = ex.plan().unshared_bytes;
+  summary.arena_bytes = step.arena_bytes();
+  summary.unshared_bytes = step.unshared_bytes();
   if (t.eval_every > 0) {
     summary.initial_val_loss = evaluate();
     nlohmann::json line = {{"step", 0}, {"val_loss", summary.initial_val_loss}};
@@ -129,42 +117,35 @@ TrainSummary pretrain(const RunConfig& c, DataSources data) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   double train_seconds = 0;
-  for (int step = 1; step <= t.max_steps; ++step) {
+  for (int s = 1; s <= t.max_steps; ++s) {
     const auto t0 = clock::now();
-    const float lr = learning_rate(step - 1, t.max_steps, t.warmup_steps, t.lr, t.min_lr);
-    ex.zero_grads();
-    double loss = 0;
-    for (int micro = 0; micro < t.grad_accum; ++micro) {
-      load_batch(*data.train);
-      ex.forward(true);
-      ex.backward();
-      loss += ex.read_scalar(model.loss);
-    }
-    loss /= t.grad_accum;
-    if (!std::isfinite(loss)) user_error("training diverged at step ", step, ": loss is ", loss, " (lower train.lr)");
-    const double norm = optimizer.step(lr);
+    const float lr = learning_rate(s - 1, t.max_steps, t.warmup_steps, t.lr, t.min_lr);
+    std::vector<Batch> micro;
+    for (int k = 0; k < t.grad_accum; ++k) micro.push_back(next_batch(*data.train));
+    const StepResult r = step.train(micro, lr);
+    if (!std::isfinite(r.loss)) user_error("training diverged at step ", s, ": loss is ", r.loss, " (lower train.lr)");
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
     train_seconds += dt;
     const double tok_s = double(bt) * t.grad_accum / dt;
 
-    nlohmann::json line = {{"step", step}, {"train_loss", loss}, {"lr", lr}, {"grad_norm", norm},
+    nlohmann::json line = {{"step", s}, {"train_loss", r.loss}, {"lr", lr}, {"grad_norm", r.grad_norm},
                            {"tokens_per_s", tok_s}};
-    const bool eval_now = t.eval_every > 0 && (step % t.eval_every == 0 || step == t.max_steps);
+    const bool eval_now = t.eval_every > 0 && (s % t.eval_every == 0 || s == t.max_steps);
     if (eval_now) {
       summary.final_val_loss = evaluate();
       line["val_loss"] = summary.final_val_loss;
     }
     metrics << line.dump() << "\n";
     metrics.flush();
-    summary.final_train_loss = loss;
-    summary.steps = step;
+    summary.final_train_loss = r.loss;
+    summary.steps = s;
 
-    if (step % t.log_every == 0 || step == 1 || step == t.max_steps || eval_now) {
+    if (s % t.log_every == 0 || s == 1 || s == t.max_steps || eval_now) {
       const double elapsed = std::chrono::duration<double>(clock::now() - start).count();
-      const double eta = elapsed / step * (t.max_steps - step);
-      std::fprintf(stderr, "step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.1fK tok/s | ETA %s%s\n", step,
-                   t.max_steps, loss, lr, norm, tok_s / 1e3, format_duration(eta).c_str(),
-                   eval_now ? (" | val loss " + std::to_string(summary.final_val_loss)).c_str() : "");
+      const double eta = elapsed / s * (t.max_steps - s);
+      std::string val = eval_now ? " | val loss " + std::to_string(summary.final_val_loss) : "";
+      std::fprintf(stderr, "step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.1fK tok/s | ETA %s%s\n", s,
+                   t.max_steps, r.loss, lr, r.grad_norm, tok_s / 1e3, format_duration(eta).c_str(), val.c_str());
     }
   }
   summary.tokens_per_s = train_seconds > 0 ? double(bt) * t.grad_accum * summary.steps / train_seconds : 0;

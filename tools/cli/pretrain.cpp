@@ -10,7 +10,8 @@ namespace {
 
 struct PretrainArgs {
   std::string config;
-  std::optional<int> max_steps, batch_size, seq_len, grad_accum, eval_every;
+  std::optional<int> max_steps, batch_size, seq_len, grad_accum, eval_every, tp, pp;
+  bool zero1 = false;
   std::optional<uint64_t> seed;
   std::optional<float> lr;
   std::optional<std::string> out_dir, data, device;
@@ -29,6 +30,9 @@ void setup(CLI::App& app) {
   app.add_option("--out", a->out_dir, "override train.out_dir (metrics.jsonl, config.json)");
   app.add_option("--data", a->data, "override data.path (a text file, or shards: a folder or glob)");
   app.add_option("--device", a->device, "override train.device: auto, cpu or cuda");
+  app.add_option("--tp", a->tp, "override parallel.tp (tensor-parallel ranks; dp = world / (tp*pp))");
+  app.add_option("--pp", a->pp, "override parallel.pp (pipeline stages)");
+  app.add_flag("--zero1", a->zero1, "shard optimizer state across data-parallel ranks (parallel.zero1)");
   app.callback([a] {
     ferry::RunConfig c = ferry::load_run_config(a->config);
     auto& t = c.train;
@@ -41,6 +45,9 @@ void setup(CLI::App& app) {
     if (a->seed) t.seed = *a->seed;
     if (a->out_dir) t.out_dir = *a->out_dir;
     if (a->device) t.device = *a->device;
+    if (a->tp) c.parallel.tp = *a->tp;
+    if (a->pp) c.parallel.pp = *a->pp;
+    if (a->zero1) c.parallel.zero1 = true;
     if (a->data) {
       c.data.path = *a->data;
       if (c.data.source == "synthetic") c.data.source = "text";

@@ -1,0 +1,55 @@
+// engine/train/step.cpp
+#include "engine/train/step.h"
+
+#include "engine/autodiff.h"
+#include "engine/error.h"
+
+namespace ferry {
+
+LocalStep::LocalStep(Graph graph, Backend& backend, AdamWConfig adamw, size_t memory_limit)
+    : graph_(std::move(graph)), backend_(backend) {
+  FERRY_CHECK(graph_.loss >= 0, "a training step needs a loss");
+  if (static_cast<int>(graph_.nodes.size()) == graph_.num_forward_nodes) derive_backward(graph_);
+  executor_ = std::make_unique<Executor>(graph_, backend, AdamW::state_bytes(graph_), memory_limit);
+  verify_plan(graph_, executor_->plan());
+  optimizer_ = std::make_unique<AdamW>(graph_, *executor_, adamw);
+}
+
+void LocalStep::load(const Batch& b) {
+  for (const auto& [value, data] : b.inputs) executor_->set_input(value, data.data(), data.size() * sizeof(int32_t));
+}
+
+StepResult LocalStep::train(const std::vector<Batch>& micro_batches, float lr) {
+  FERRY_CHECK(!micro_batches.empty(), "a step needs at least one micro-batch");
+  executor_->zero_grads();
+  StepResult r;
+  for (const Batch& b : micro_batches) {
+    load(b);
+    executor_->forward(true);
+    executor_->backward();
+    r.loss += executor_->read_scalar(graph_.loss);
+  }
+  r.loss /= static_cast<double>(micro_batches.size());
+  r.grad_norm = optimizer_->step(lr);
+  return r;
+}
+
+double LocalStep::evaluate(const Batch& batch) {
+  load(batch);
+  executor_->forward(false);
+  return executor_->read_scalar(graph_.loss);
+}
+
+std::vector<float> LocalStep::parameters() const {
+  std::vector<float> out(static_cast<size_t>(graph_.param_count()));
+  backend_.download(out.data(), executor_->params().data, out.size() * sizeof(float));
+  return out;
+}
+
+void LocalStep::set_parameters(const std::vector<float>& flat) {
+  if (flat.size() != static_cast<size_t>(graph_.param_count()))
+    user_error("parameters: ", flat.size(), " values for a model of ", graph_.param_count());
+  backend_.upload(executor_->params().data, flat.data(), flat.size() * sizeof(float));
+}
+
+}  // namespace ferry
