@@ -42,6 +42,8 @@ class AdamW {
   // State for checkpoints.
   std::vector<float>& m() { return m_; }
   std::vector<float>& v() { return v_; }
+  const std::vector<float>& m() const { return m_; }
+  const std::vector<float>& v() const { return v_; }
   void set_steps_taken(int s) { step_ = s; }
   const std::vector<AdamWSegment>& segments() const { return segments_; }
 

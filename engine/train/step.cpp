@@ -52,4 +52,17 @@ void LocalStep::set_parameters(const std::vector<float>& flat) {
   backend_.upload(executor_->params().data, flat.data(), flat.size() * sizeof(float));
 }
 
+OptimizerState LocalStep::optimizer_state() const {
+  return {optimizer_->steps_taken(), optimizer_->m(), optimizer_->v()};
+}
+
+void LocalStep::set_optimizer_state(const OptimizerState& s) {
+  const size_t n = static_cast<size_t>(graph_.param_count());
+  if (s.m.size() != n || s.v.size() != n || s.steps < 0)
+    user_error("optimizer state: ", s.m.size(), "/", s.v.size(), " moments for a model of ", n, " parameters");
+  optimizer_->m() = s.m;
+  optimizer_->v() = s.v;
+  optimizer_->set_steps_taken(s.steps);
+}
+
 }  // namespace ferry

@@ -22,6 +22,13 @@ struct Batch {
   std::vector<std::pair<int, std::vector<int32_t>>> inputs;
 };
 
+// AdamW's state over the full (unsharded) flat parameter order: what a checkpoint stores, whatever
+// the layout that produced it.
+struct OptimizerState {
+  int steps = 0;
+  std::vector<float> m, v;
+};
+
 struct StepResult {
   double loss = 0;       // mean over the micro-batches
   double grad_norm = 0;  // global norm before clipping
@@ -38,6 +45,8 @@ class StepRunner {
   // All parameters as one host array in the graph's flat order (f32), and back.
   virtual std::vector<float> parameters() const = 0;
   virtual void set_parameters(const std::vector<float>& flat) = 0;
+  virtual OptimizerState optimizer_state() const = 0;
+  virtual void set_optimizer_state(const OptimizerState& s) = 0;
   virtual size_t arena_bytes() const = 0;
   virtual size_t unshared_bytes() const = 0;
 
@@ -62,6 +71,8 @@ class LocalStep final : public StepRunner {
   double evaluate(const Batch& batch) override;
   std::vector<float> parameters() const override;
   void set_parameters(const std::vector<float>& flat) override;
+  OptimizerState optimizer_state() const override;
+  void set_optimizer_state(const OptimizerState& s) override;
   size_t arena_bytes() const override { return executor_->plan().arena_bytes; }
   size_t unshared_bytes() const override { return executor_->plan().unshared_bytes; }
 
