@@ -23,7 +23,8 @@ namespace ferry::kernels::cuda {
 
 namespace {
 
-constexpr int kBiasChunks = 32;
+// Row chunks of the bias gradient: enough blocks to fill the GPU at OC = 768 (3 × 64 = 192).
+constexpr int kBiasChunks = 64;
 
 __global__ void bias_grad_partial_kernel(float* partials, const __nv_bfloat16* dout, int N, int OC) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -39,6 +40,7 @@ __global__ void bias_grad_reduce_kernel(__nv_bfloat16* dbias, const float* parti
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= OC) return;
   float s = 0.0f;
+#pragma unroll 8
   for (int k = 0; k < kBiasChunks; ++k) s += partials[size_t(k) * OC + c];
   dbias[c] = __float2bfloat16_rn(__bfloat162float(dbias[c]) + s);
 }

@@ -76,7 +76,8 @@ TEST_P(LayernormGpu, ForwardAndBackwardMatchCpuReference) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LayernormGpu,
                          ::testing::Values(Shape{1, 8, false}, Shape{37, 200, true}, Shape{64, 768, true},
-                                           Shape{129, 1024, false}, Shape{33, 1600, true}));
+                                           Shape{129, 1024, false}, Shape{33, 1600, true},
+                                           Shape{1030, 256, true}));
 
 }  // namespace
 }  // namespace ferry::test

@@ -37,7 +37,7 @@ for name, cut in cuts.items():
     src = open(f"{root}/kernels/cuda/{name}.cu").read()
     src = src[:src.index(cut)]
     src = "\n".join(l for l in src.split("\n") if not l.startswith("#include <cub"))
-    src = re.sub(r"__shared__ (float|double) scratch", r"static \1 scratch", src)
+    src = re.sub(r"^(\s*)__shared__ ", r"\1static ", src, flags=re.M)
     open(f"{gen}/{name}.inc", "w").write(src + "\n}  // namespace\n}  // namespace ferry::kernels::cuda\n")
 PY
 

@@ -54,7 +54,8 @@ struct Block {
 };
 inline Block* g_block = nullptr;
 
-inline Warp& my_warp() { return *g_block->warps[threadIdx.x / 32]; }
+inline unsigned linear_thread() { return threadIdx.y * blockDim.x + threadIdx.x; }
+inline Warp& my_warp() { return *g_block->warps[linear_thread() / 32]; }
 
 inline float bf16_bits_to_float(uint16_t bits) {
   uint32_t u = uint32_t(bits) << 16;
@@ -68,7 +69,7 @@ inline float hi(uint32_t r) { return bf16_bits_to_float(uint16_t(r >> 16)); }
 // D += A·B for one m16n8k16 product, each lane holding its fragments as the PTX ISA lays them out.
 inline void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   Warp& w = my_warp();
-  const int lane = threadIdx.x % 32;
+  const int lane = linear_thread() % 32;
   std::memcpy(w.a[lane], a, sizeof(a));
   std::memcpy(w.b[lane], b, sizeof(b));
   w.sync.arrive_and_wait();
@@ -93,9 +94,10 @@ inline void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
 }
 
 // Blocks one after another (shared memory is one global array), threads of a block concurrently.
-inline void run_grid(EmuDim grid, unsigned threads, const std::function<void()>& kernel) {
+inline void run_grid(EmuDim grid, EmuDim block_dim, const std::function<void()>& kernel) {
+  const unsigned threads = block_dim.x * block_dim.y;
   gridDim = grid;
-  blockDim = EmuDim{threads, 1, 1};
+  blockDim = block_dim;
   for (unsigned by = 0; by < grid.y; ++by)
     for (unsigned bx = 0; bx < grid.x; ++bx) {
       Block block;
@@ -105,12 +107,16 @@ inline void run_grid(EmuDim grid, unsigned threads, const std::function<void()>&
       std::vector<std::thread> pool;
       for (unsigned t = 0; t < threads; ++t)
         pool.emplace_back([&, t] {
-          threadIdx = EmuDim{t, 0, 0};
+          threadIdx = EmuDim{t % block_dim.x, t / block_dim.x, 0};
           blockIdx = EmuDim{bx, by, 0};
           kernel();
         });
       for (auto& th : pool) th.join();
     }
+}
+
+inline void run_grid(EmuDim grid, unsigned threads, const std::function<void()>& kernel) {
+  run_grid(grid, EmuDim{threads, 1, 1}, kernel);
 }
 
 }  // namespace emu
@@ -120,7 +126,7 @@ inline void __syncwarp(unsigned = 0xffffffffu) { emu::my_warp().sync.arrive_and_
 template <typename T>
 inline T __shfl_xor_sync(unsigned, T v, int mask) {
   emu::Warp& w = emu::my_warp();
-  const int lane = threadIdx.x % 32;
+  const int lane = emu::linear_thread() % 32;
   std::memcpy(&w.f[lane], &v, sizeof(T));
   w.sync.arrive_and_wait();
   T r;
