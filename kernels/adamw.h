@@ -28,7 +28,8 @@ double grad_norm_squared(const T* grads, size_t n);
 
 }  // namespace ferry::kernels::cpu
 
-// CUDA twins. cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
+// CUDA twins: every pointer is device memory; work is queued on `stream`, never synchronized.
+// cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
 #include <cstddef>
 #include <cstdint>
 

@@ -27,7 +27,8 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
 
 }  // namespace ferry::kernels::cpu
 
-// CUDA twins. cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
+// CUDA twins: every pointer is device memory; work is queued on `stream`, never synchronized.
+// cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
 #include <cstddef>
 #include <cstdint>
 

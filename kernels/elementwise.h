@@ -10,7 +10,8 @@ void add(T* out, const T* a, const T* b, size_t n);
 
 }  // namespace ferry::kernels::cpu
 
-// CUDA twins. cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
+// CUDA twins: every pointer is device memory; work is queued on `stream`, never synchronized.
+// cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
 #include <cstddef>
 #include <cstdint>
 

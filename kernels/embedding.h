@@ -20,7 +20,8 @@ void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, 
 
 }  // namespace ferry::kernels::cpu
 
-// CUDA twins. cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
+// CUDA twins: every pointer is device memory; work is queued on `stream`, never synchronized.
+// cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
 #include <cstddef>
 #include <cstdint>
 

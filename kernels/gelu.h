@@ -15,7 +15,8 @@ void gelu_backward(T* dinp, const T* inp, const T* dout, size_t n);
 
 }  // namespace ferry::kernels::cpu
 
-// CUDA twins. cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
+// CUDA twins: every pointer is device memory; work is queued on `stream`, never synchronized.
+// cudaStream_t declared exactly as cuda_runtime.h does, so host code needs no CUDA headers.
 #include <cstddef>
 #include <cstdint>
 
