@@ -44,9 +44,7 @@ __global__ void attention_backward_dot_kernel(float* D, const __nv_bfloat16* dou
 template <int HS>
 constexpr size_t dkdv_smem() {
   constexpr int R = kWalkTile<HS>;
-  return sizeof(__nv_bfloat16) * (2 * size_t(kOwnTile) * (HS + kPad) + 2 * size_t(R) * (HS + kPad) +
-                                  2 * size_t(HS) * (R + kPad)) +
-         2 * sizeof(float) * R;
+  return sizeof(__nv_bfloat16) * (2 * size_t(kOwnTile) + 2 * size_t(R)) * (HS + kPad) + 2 * sizeof(float) * R;
 }
 
 template <int HS>
@@ -55,15 +53,13 @@ __global__ void __launch_bounds__(kWarps * 32)
                                    const float* lse, const float* D, const int32_t* key_lengths, int Tn, int NH,
                                    bool causal) {
   constexpr int R = kWalkTile<HS>;
-  constexpr int LD = HS + kPad, LDT = R + kPad;
+  constexpr int LD = HS + kPad;
   extern __shared__ __align__(16) unsigned char smem[];
   __nv_bfloat16* k_s = reinterpret_cast<__nv_bfloat16*>(smem);
   __nv_bfloat16* v_s = k_s + kOwnTile * LD;
   __nv_bfloat16* q_s = v_s + kOwnTile * LD;
   __nv_bfloat16* do_s = q_s + R * LD;
-  __nv_bfloat16* qt_s = do_s + R * LD;
-  __nv_bfloat16* dot_s = qt_s + HS * LDT;
-  float* lse_s = reinterpret_cast<float*>(dot_s + HS * LDT);
+  float* lse_s = reinterpret_cast<float*>(do_s + R * LD);
   float* d_s = lse_s + R;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
@@ -79,8 +75,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   const float scale_log2 = scale * kLog2e;
   const int kv_len = key_limit(key_lengths, b, Tn);
 
-  load_tile<kOwnTile, HS>(k_s, nullptr, q_base + C, qkv_stride, k0, Tn);
-  load_tile<kOwnTile, HS>(v_s, nullptr, q_base + 2 * C, qkv_stride, k0, Tn);
+  load_tile<kOwnTile, HS>(k_s, q_base + C, qkv_stride, k0, Tn);
+  load_tile<kOwnTile, HS>(v_s, q_base + 2 * C, qkv_stride, k0, Tn);
 
   float dk[HS / 8][4], dv[HS / 8][4];
 #pragma unroll
@@ -93,8 +89,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int q_begin = k0 < kv_len ? (causal ? (k0 / R) * R : 0) : Tn;
   for (int q0 = q_begin; q0 < Tn; q0 += R) {
     __syncthreads();  // K, V loaded (first pass) / previous Q, dO tiles consumed
-    load_tile<R, HS>(q_s, qt_s, q_base, qkv_stride, q0, Tn);
-    load_tile<R, HS>(do_s, dot_s, do_base, C, q0, Tn);
+    load_tile<R, HS>(q_s, q_base, qkv_stride, q0, Tn);
+    load_tile<R, HS>(do_s, do_base, C, q0, Tn);
     for (int i = threadIdx.x; i < R; i += blockDim.x) {
       const int q = q0 + i;
       const float l = q < Tn ? lse_row[q] : -INFINITY;
@@ -143,12 +139,14 @@ __global__ void __launch_bounds__(kWarps * 32)
       c_to_a(pa, st[2 * kk], st[2 * kk + 1]);
       c_to_a(dsa, dpt[2 * kk], dpt[2 * kk + 1]);
 #pragma unroll
-      for (int n = 0; n < HS / 8; ++n) {
-        uint32_t dob[2], qb[2];
-        load_b(dob, dot_s, LDT, n * 8, kk * 16, lane);
-        load_b(qb, qt_s, LDT, n * 8, kk * 16, lane);
-        mma_bf16_16816(dv[n], pa, dob);
-        mma_bf16_16816(dk[n], dsa, qb);
+      for (int n = 0; n < HS / 8; n += 2) {
+        uint32_t dob0[2], dob1[2], qb0[2], qb1[2];
+        load_b_trans_x2(dob0, dob1, do_s, LD, kk * 16, n * 8, lane);
+        load_b_trans_x2(qb0, qb1, q_s, LD, kk * 16, n * 8, lane);
+        mma_bf16_16816(dv[n], pa, dob0);
+        mma_bf16_16816(dv[n + 1], pa, dob1);
+        mma_bf16_16816(dk[n], dsa, qb0);
+        mma_bf16_16816(dk[n + 1], dsa, qb1);
       }
     }
   }
@@ -172,8 +170,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <int HS>
 constexpr size_t dq_smem() {
   constexpr int R = kWalkTile<HS>;
-  return sizeof(__nv_bfloat16) *
-         (2 * size_t(kOwnTile) * (HS + kPad) + 2 * size_t(R) * (HS + kPad) + size_t(HS) * (R + kPad));
+  return sizeof(__nv_bfloat16) * (2 * size_t(kOwnTile) + 2 * size_t(R)) * (HS + kPad);
 }
 
 template <int HS>
@@ -182,13 +179,12 @@ __global__ void __launch_bounds__(kWarps * 32)
                                  const float* lse, const float* D, const int32_t* key_lengths, int Tn, int NH,
                                  bool causal) {
   constexpr int R = kWalkTile<HS>;
-  constexpr int LD = HS + kPad, LDT = R + kPad;
+  constexpr int LD = HS + kPad;
   extern __shared__ __align__(16) unsigned char smem[];
   __nv_bfloat16* q_s = reinterpret_cast<__nv_bfloat16*>(smem);
   __nv_bfloat16* do_s = q_s + kOwnTile * LD;
   __nv_bfloat16* k_s = do_s + kOwnTile * LD;
   __nv_bfloat16* v_s = k_s + R * LD;
-  __nv_bfloat16* kt_s = v_s + R * LD;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int q_tile = causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
@@ -203,8 +199,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int kv_len = key_limit(key_lengths, b, Tn);
   const int kv_end = causal ? min(kv_len, q0 + kOwnTile) : kv_len;
 
-  load_tile<kOwnTile, HS>(q_s, nullptr, q_base, qkv_stride, q0, Tn);
-  load_tile<kOwnTile, HS>(do_s, nullptr, do_base, C, q0, Tn);
+  load_tile<kOwnTile, HS>(q_s, q_base, qkv_stride, q0, Tn);
+  load_tile<kOwnTile, HS>(do_s, do_base, C, q0, Tn);
 
   const int row_a = q0 + warp * 16 + g, row_b = row_a + 8;
   auto lse_log2 = [&](int row) {
@@ -221,8 +217,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 
   for (int k0 = 0; k0 < kv_end; k0 += R) {
     __syncthreads();
-    load_tile<R, HS>(k_s, kt_s, q_base + C, qkv_stride, k0, Tn);
-    load_tile<R, HS>(v_s, nullptr, q_base + 2 * C, qkv_stride, k0, Tn);
+    load_tile<R, HS>(k_s, q_base + C, qkv_stride, k0, Tn);
+    load_tile<R, HS>(v_s, q_base + 2 * C, qkv_stride, k0, Tn);
     __syncthreads();
 
     float s[R / 8][4], dp[R / 8][4];
@@ -260,10 +256,11 @@ __global__ void __launch_bounds__(kWarps * 32)
       uint32_t dsa[4];
       c_to_a(dsa, s[2 * kk], s[2 * kk + 1]);
 #pragma unroll
-      for (int n = 0; n < HS / 8; ++n) {
-        uint32_t kb[2];
-        load_b(kb, kt_s, LDT, n * 8, kk * 16, lane);
-        mma_bf16_16816(dq[n], dsa, kb);
+      for (int n = 0; n < HS / 8; n += 2) {
+        uint32_t kb0[2], kb1[2];
+        load_b_trans_x2(kb0, kb1, k_s, LD, kk * 16, n * 8, lane);
+        mma_bf16_16816(dq[n], dsa, kb0);
+        mma_bf16_16816(dq[n + 1], dsa, kb1);
       }
     }
   }

@@ -21,7 +21,7 @@ constexpr int kWarps = kBr / 16;
 
 template <int HS>
 constexpr size_t forward_smem() {
-  return sizeof(__nv_bfloat16) * (size_t(kBr) * (HS + kPad) + size_t(kBc) * (HS + kPad) + size_t(HS) * (kBc + kPad));
+  return sizeof(__nv_bfloat16) * (size_t(kBr) + 2 * size_t(kBc)) * (HS + kPad);
 }
 
 template <int HS>
@@ -31,7 +31,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   extern __shared__ __align__(16) unsigned char smem[];
   __nv_bfloat16* q_s = reinterpret_cast<__nv_bfloat16*>(smem);
   __nv_bfloat16* k_s = q_s + kBr * (HS + kPad);
-  __nv_bfloat16* vt_s = k_s + kBc * (HS + kPad);
+  __nv_bfloat16* v_s = k_s + kBc * (HS + kPad);
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   // Causal: the last query tiles see the most keys, so they start first.
@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int q0 = q_tile * kBr;
   const float scale_log2 = rsqrtf(static_cast<float>(HS)) * kLog2e;
 
-  load_tile<kBr, HS>(q_s, nullptr, q_base, row_stride, q0, Tn);
+  load_tile<kBr, HS>(q_s, q_base, row_stride, q0, Tn);
   __syncthreads();
   uint32_t qa[HS / 16][4];
 #pragma unroll
@@ -62,8 +62,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 
   for (int k0 = 0; k0 < kv_end; k0 += kBc) {
     __syncthreads();  // previous tile's K, V fully consumed
-    load_tile<kBc, HS>(k_s, nullptr, k_base, row_stride, k0, Tn);
-    load_tile<kBc, HS>(nullptr, vt_s, v_base, row_stride, k0, Tn);
+    load_tile<kBc, HS>(k_s, k_base, row_stride, k0, Tn);
+    load_tile<kBc, HS>(v_s, v_base, row_stride, k0, Tn);
     __syncthreads();
 
     float s[kBc / 8][4];
@@ -128,10 +128,11 @@ __global__ void __launch_bounds__(kWarps * 32)
       uint32_t pa[4];
       c_to_a(pa, s[2 * kk], s[2 * kk + 1]);
 #pragma unroll
-      for (int n = 0; n < HS / 8; ++n) {
-        uint32_t vb[2];
-        load_b(vb, vt_s, kBc + kPad, n * 8, kk * 16, lane);
-        mma_bf16_16816(o[n], pa, vb);
+      for (int n = 0; n < HS / 8; n += 2) {
+        uint32_t vb0[2], vb1[2];
+        load_b_trans_x2(vb0, vb1, v_s, HS + kPad, kk * 16, n * 8, lane);
+        mma_bf16_16816(o[n], pa, vb0);
+        mma_bf16_16816(o[n + 1], pa, vb1);
       }
     }
   }

@@ -8,9 +8,11 @@
 //   C 16×8  fp32:      c0,c1 = C[g][2t..2t+1], c2,c3 = C[g+8][2t..2t+1]
 // So two C tiles side by side (n = 16) are exactly one A fragment (k = 16) once rounded to bf16: the
 // probabilities go from one product into the next without touching shared memory (FlashAttention-2).
-// B is always read from a tile stored n-major (Y[n][k], k contiguous), two k values per 32-bit load.
-// Row strides are padded by 8 elements (16 bytes) so that the 8 rows a fragment load touches fall on
-// distinct banks.
+// B comes from shared memory in one of two ways: from a tile stored n-major (Y[n][k], k contiguous),
+// two k values per 32-bit load (load_b); or from a tile stored k-major (X[k][n], the natural layout
+// of V, K, Q and dO rows) through ldmatrix.trans, which hands each lane the transposed pairs
+// (load_b_trans_x2) — no transposed copy in shared memory. Row strides are padded by 8 elements
+// (16 bytes) so that the 8 rows a fragment load touches fall on distinct banks.
 #pragma once
 #include "kernels/cuda/common.cuh"
 
@@ -52,6 +54,29 @@ __device__ __forceinline__ void load_b(uint32_t (&b)[2], const __nv_bfloat16* y,
   b[1] = ld32(p + 8);
 }
 
+// ldmatrix.x4.trans: lane L supplies the address of row L % 8 of matrix L / 8; each lane receives, for
+// matrix j, the pair (M_j[2t][g], M_j[2t+1][g]) in r[j]. Addresses must be 16-byte aligned.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const __nv_bfloat16* row) {
+  const auto addr = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// B fragments for B[k][n] = x[k][n] (x row-major, stride ld): b0 for columns n0..n0+7, b1 for
+// n0+8..n0+15, both for rows k0..k0+15. Matrix j of the ldmatrix is rows k0 + 8·(j & 1), columns
+// n0 + 8·(j >> 1), so r = {b0[0], b0[1], b1[0], b1[1]}.
+__device__ __forceinline__ void load_b_trans_x2(uint32_t (&b0)[2], uint32_t (&b1)[2], const __nv_bfloat16* x, int ld,
+                                                int k0, int n0, int lane) {
+  const int j = lane / 8, i = lane % 8;
+  uint32_t r[4];
+  ldmatrix_x4_trans(r, x + (k0 + i + 8 * (j & 1)) * ld + n0 + 8 * (j >> 1));
+  b0[0] = r[0];
+  b0[1] = r[1];
+  b1[0] = r[2];
+  b1[1] = r[3];
+}
+
 // Two adjacent fp32 C tiles (columns 16kk..16kk+15) rounded into one bf16 A fragment.
 __device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&c0)[4], const float (&c1)[4]) {
   a[0] = pack_bf16(c0[0], c0[1]);
@@ -61,10 +86,10 @@ __device__ __forceinline__ void c_to_a(uint32_t (&a)[4], const float (&c0)[4], c
 }
 
 // Rows row0..row0+ROWS-1 (zero past `rows_valid`) of HS channels each, global row stride `stride`,
-// into a row-major shared tile (row stride HS + kPad) and/or its transpose (row stride ROWS + kPad).
+// into a row-major shared tile with row stride HS + kPad. 16-byte accesses on both sides.
 template <int ROWS, int HS>
-__device__ __forceinline__ void load_tile(__nv_bfloat16* rowmajor, __nv_bfloat16* transposed,
-                                          const __nv_bfloat16* src, size_t stride, int row0, int rows_valid) {
+__device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat16* src, size_t stride, int row0,
+                                          int rows_valid) {
   constexpr int kChunks = HS / 8;
   for (int idx = threadIdx.x; idx < ROWS * kChunks; idx += blockDim.x) {
     const int r = idx / kChunks, c = idx % kChunks;
@@ -75,11 +100,7 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* rowmajor, __nv_bfloat16
 #pragma unroll
       for (int k = 0; k < 8; ++k) v.v[k] = __float2bfloat16_rn(0.0f);
     }
-    if (rowmajor) store8(rowmajor + r * (HS + kPad) + 8 * c, v);
-    if (transposed) {
-#pragma unroll
-      for (int k = 0; k < 8; ++k) transposed[(8 * c + k) * (ROWS + kPad) + r] = v.v[k];
-    }
+    store8(tile + r * (HS + kPad) + 8 * c, v);
   }
 }
 

@@ -23,8 +23,12 @@ for inc in ("#include <cuda_bf16.h>\n", "#include <cuda_runtime.h>\n", '#include
 common = common.replace("#pragma once\n", '#pragma once\n#include "prelude.h"\n', 1)
 open(f"{gen}/kernels/cuda/common.cuh", "w").write(common)
 tiles = open(f"{root}/kernels/cuda/attention_tiles.cuh").read()
-tiles, n = re.subn(r"asm volatile\(.*?\);", "emu::mma(d, a, b);", tiles, count=1, flags=re.S)
+# In file order: the tensor-core product, then the ldmatrix.
+tiles, n = re.subn(r"asm volatile\(\s*\"mma\.sync.*?\);", "emu::mma(d, a, b);", tiles, count=1, flags=re.S)
 assert n == 1, "mma asm not found"
+tiles, n = re.subn(r"asm volatile\(\"ldmatrix.*?\);", "emu::ldmatrix_x4_trans(r, row);", tiles, count=1, flags=re.S)
+assert n == 1, "ldmatrix asm not found"
+assert "asm" not in tiles.replace("// ", ""), "an asm statement the emulator does not know"
 open(f"{gen}/kernels/cuda/attention_tiles.cuh", "w").write(tiles)
 cuts = {"attention_forward": "template <int HS>\nvoid launch_forward",
         "attention_backward": "template <int HS>\nvoid launch_backward",

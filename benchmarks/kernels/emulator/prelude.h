@@ -47,6 +47,7 @@ struct Warp {
   std::barrier<> sync{32};
   double f[32];  // wide enough for a shuffled double
   uint32_t a[32][4], b[32][2];
+  const void* rows[32];
 };
 struct Block {
   std::unique_ptr<std::barrier<>> sync;
@@ -93,6 +94,23 @@ inline void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   }
 }
 
+// ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16: lane L gives row L % 8 of matrix L / 8; lane
+// (g = L / 4, t = L % 4) receives (M_j[2t][g], M_j[2t+1][g]) in r[j], the lower index in the low half.
+inline void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
+  Warp& w = my_warp();
+  const int lane = linear_thread() % 32;
+  w.rows[lane] = row;
+  w.sync.arrive_and_wait();
+  const int g = lane / 4, t = lane % 4;
+  for (int j = 0; j < 4; ++j) {
+    uint16_t lo16, hi16;
+    std::memcpy(&lo16, static_cast<const char*>(w.rows[8 * j + 2 * t]) + 2 * g, 2);
+    std::memcpy(&hi16, static_cast<const char*>(w.rows[8 * j + 2 * t + 1]) + 2 * g, 2);
+    r[j] = uint32_t(lo16) | (uint32_t(hi16) << 16);
+  }
+  w.sync.arrive_and_wait();
+}
+
 // Blocks one after another (shared memory is one global array), threads of a block concurrently.
 inline void run_grid(EmuDim grid, EmuDim block_dim, const std::function<void()>& kernel) {
   const unsigned threads = block_dim.x * block_dim.y;
@@ -134,6 +152,7 @@ inline T __shfl_xor_sync(unsigned, T v, int mask) {
   w.sync.arrive_and_wait();
   return r;
 }
+inline size_t __cvta_generic_to_shared(const void* p) { return reinterpret_cast<size_t>(p); }
 inline int4 __ldcs(const int4* p) { return *p; }
 inline float __expf(float x) { return std::exp(x); }
 inline float __logf(float x) { return std::log(x); }
