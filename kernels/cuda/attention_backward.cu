@@ -111,12 +111,14 @@ __global__ void __launch_bounds__(kWarps * 32)
       load_a(ka, k_s, LD, warp * 16, dk16 * 16, lane);
       load_a(va, v_s, LD, warp * 16, dk16 * 16, lane);
 #pragma unroll
-      for (int n = 0; n < R / 8; ++n) {
-        uint32_t qb[2], dob[2];
-        load_b(qb, q_s, LD, n * 8, dk16 * 16, lane);
-        load_b(dob, do_s, LD, n * 8, dk16 * 16, lane);
-        mma_bf16_16816(st[n], ka, qb);
-        mma_bf16_16816(dpt[n], va, dob);
+      for (int n = 0; n < R / 8; n += 2) {
+        uint32_t qb0[2], qb1[2], dob0[2], dob1[2];
+        load_b_x2(qb0, qb1, q_s, LD, n * 8, dk16 * 16, lane);
+        load_b_x2(dob0, dob1, do_s, LD, n * 8, dk16 * 16, lane);
+        mma_bf16_16816(st[n], ka, qb0);
+        mma_bf16_16816(st[n + 1], ka, qb1);
+        mma_bf16_16816(dpt[n], va, dob0);
+        mma_bf16_16816(dpt[n + 1], va, dob1);
       }
     }
     // st → Pᵀ, dpt → dSᵀ, element (key, query).
@@ -232,12 +234,14 @@ __global__ void __launch_bounds__(kWarps * 32)
       load_a(qa, q_s, LD, warp * 16, dk16 * 16, lane);
       load_a(doa, do_s, LD, warp * 16, dk16 * 16, lane);
 #pragma unroll
-      for (int n = 0; n < R / 8; ++n) {
-        uint32_t kb[2], vb[2];
-        load_b(kb, k_s, LD, n * 8, dk16 * 16, lane);
-        load_b(vb, v_s, LD, n * 8, dk16 * 16, lane);
-        mma_bf16_16816(s[n], qa, kb);
-        mma_bf16_16816(dp[n], doa, vb);
+      for (int n = 0; n < R / 8; n += 2) {
+        uint32_t kb0[2], kb1[2], vb0[2], vb1[2];
+        load_b_x2(kb0, kb1, k_s, LD, n * 8, dk16 * 16, lane);
+        load_b_x2(vb0, vb1, v_s, LD, n * 8, dk16 * 16, lane);
+        mma_bf16_16816(s[n], qa, kb0);
+        mma_bf16_16816(s[n + 1], qa, kb1);
+        mma_bf16_16816(dp[n], doa, vb0);
+        mma_bf16_16816(dp[n + 1], doa, vb1);
       }
     }
 #pragma unroll

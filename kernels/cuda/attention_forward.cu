@@ -72,10 +72,11 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int dk = 0; dk < HS / 16; ++dk) {
 #pragma unroll
-      for (int n = 0; n < kBc / 8; ++n) {
-        uint32_t kb[2];
-        load_b(kb, k_s, HS + kPad, n * 8, dk * 16, lane);
-        mma_bf16_16816(s[n], qa[dk], kb);
+      for (int n = 0; n < kBc / 8; n += 2) {
+        uint32_t kb0[2], kb1[2];
+        load_b_x2(kb0, kb1, k_s, HS + kPad, n * 8, dk * 16, lane);
+        mma_bf16_16816(s[n], qa[dk], kb0);
+        mma_bf16_16816(s[n + 1], qa[dk], kb1);
       }
     }
 

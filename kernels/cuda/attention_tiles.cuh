@@ -8,10 +8,10 @@
 //   C 16×8  fp32:      c0,c1 = C[g][2t..2t+1], c2,c3 = C[g+8][2t..2t+1]
 // So two C tiles side by side (n = 16) are exactly one A fragment (k = 16) once rounded to bf16: the
 // probabilities go from one product into the next without touching shared memory (FlashAttention-2).
-// B comes from shared memory in one of two ways: from a tile stored n-major (Y[n][k], k contiguous),
-// two k values per 32-bit load (load_b); or from a tile stored k-major (X[k][n], the natural layout
-// of V, K, Q and dO rows) through ldmatrix.trans, which hands each lane the transposed pairs
-// (load_b_trans_x2) — no transposed copy in shared memory. Row strides are padded by 8 elements
+// Fragments come from shared memory through ldmatrix (four 8×8 matrices per instruction): A from a
+// row-major tile, B from a tile stored n-major (Y[n][k], k contiguous: load_b_x2) or k-major (X[k][n],
+// the natural layout of V, K, Q and dO rows) through ldmatrix.trans, which hands each lane the
+// transposed pairs (load_b_trans_x2) — no transposed copy in shared memory. Row strides are padded by 8 elements
 // (16 bytes) so that the 8 rows a fragment load touches fall on distinct banks.
 #pragma once
 #include "kernels/cuda/common.cuh"
@@ -34,24 +34,33 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
-__device__ __forceinline__ uint32_t ld32(const __nv_bfloat16* p) { return *reinterpret_cast<const uint32_t*>(p); }
-
-// A fragment: rows r0..r0+15, columns k0..k0+15 of a row-major tile with row stride ld.
-__device__ __forceinline__ void load_a(uint32_t (&a)[4], const __nv_bfloat16* x, int ld, int r0, int k0, int lane) {
-  const int g = lane / 4, t = lane % 4;
-  const __nv_bfloat16* p = x + (r0 + g) * ld + k0 + 2 * t;
-  a[0] = ld32(p);
-  a[1] = ld32(p + 8 * ld);
-  a[2] = ld32(p + 8);
-  a[3] = ld32(p + 8 * ld + 8);
+// ldmatrix.x4: lane L supplies the address of row L % 8 of matrix L / 8; each lane receives, for
+// matrix j, the pair (M_j[g][2t], M_j[g][2t+1]) in r[j]. Addresses must be 16-byte aligned.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const __nv_bfloat16* row) {
+  const auto addr = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
 }
 
-// B fragment for B[k][n] = y[n][k]: n0..n0+7, k0..k0+15 of the n-major tile y with row stride ld.
-__device__ __forceinline__ void load_b(uint32_t (&b)[2], const __nv_bfloat16* y, int ld, int n0, int k0, int lane) {
-  const int g = lane / 4, t = lane % 4;
-  const __nv_bfloat16* p = y + (n0 + g) * ld + k0 + 2 * t;
-  b[0] = ld32(p);
-  b[1] = ld32(p + 8);
+// A fragment: rows r0..r0+15, columns k0..k0+15 of a row-major tile with row stride ld. Matrix j is
+// rows r0 + 8·(j & 1), columns k0 + 8·(j >> 1): exactly the order of a[0..3].
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const __nv_bfloat16* x, int ld, int r0, int k0, int lane) {
+  const int j = lane / 8, i = lane % 8;
+  ldmatrix_x4(a, x + (r0 + i + 8 * (j & 1)) * ld + k0 + 8 * (j >> 1));
+}
+
+// B fragments for B[k][n] = y[n][k] (y n-major, stride ld): b0 for n0..n0+7, b1 for n0+8..n0+15, both
+// for k0..k0+15. Matrix j is rows (n) n0 + 8·(j >> 1), columns (k) k0 + 8·(j & 1).
+__device__ __forceinline__ void load_b_x2(uint32_t (&b0)[2], uint32_t (&b1)[2], const __nv_bfloat16* y, int ld,
+                                          int n0, int k0, int lane) {
+  const int j = lane / 8, i = lane % 8;
+  uint32_t r[4];
+  ldmatrix_x4(r, y + (n0 + i + 8 * (j >> 1)) * ld + k0 + 8 * (j & 1));
+  b0[0] = r[0];
+  b0[1] = r[1];
+  b1[0] = r[2];
+  b1[1] = r[3];
 }
 
 // ldmatrix.x4.trans: lane L supplies the address of row L % 8 of matrix L / 8; each lane receives, for

@@ -94,9 +94,10 @@ inline void mma(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   }
 }
 
-// ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16: lane L gives row L % 8 of matrix L / 8; lane
-// (g = L / 4, t = L % 4) receives (M_j[2t][g], M_j[2t+1][g]) in r[j], the lower index in the low half.
-inline void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
+// ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: lane L gives row L % 8 of matrix L / 8; lane
+// (g = L / 4, t = L % 4) receives (M_j[g][2t], M_j[g][2t+1]) in r[j], or with .trans
+// (M_j[2t][g], M_j[2t+1][g]); the first of the pair in the low half.
+inline void ldmatrix_x4(uint32_t (&r)[4], const void* row, bool trans) {
   Warp& w = my_warp();
   const int lane = linear_thread() % 32;
   w.rows[lane] = row;
@@ -104,8 +105,13 @@ inline void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
   const int g = lane / 4, t = lane % 4;
   for (int j = 0; j < 4; ++j) {
     uint16_t lo16, hi16;
-    std::memcpy(&lo16, static_cast<const char*>(w.rows[8 * j + 2 * t]) + 2 * g, 2);
-    std::memcpy(&hi16, static_cast<const char*>(w.rows[8 * j + 2 * t + 1]) + 2 * g, 2);
+    if (trans) {
+      std::memcpy(&lo16, static_cast<const char*>(w.rows[8 * j + 2 * t]) + 2 * g, 2);
+      std::memcpy(&hi16, static_cast<const char*>(w.rows[8 * j + 2 * t + 1]) + 2 * g, 2);
+    } else {
+      std::memcpy(&lo16, static_cast<const char*>(w.rows[8 * j + g]) + 2 * (2 * t), 2);
+      std::memcpy(&hi16, static_cast<const char*>(w.rows[8 * j + g]) + 2 * (2 * t + 1), 2);
+    }
     r[j] = uint32_t(lo16) | (uint32_t(hi16) << 16);
   }
   w.sync.arrive_and_wait();
