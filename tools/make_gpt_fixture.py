@@ -36,9 +36,12 @@ import math
 import os
 import sys
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+except ImportError as e:  # the pyenv python3 first on PATH has no torch
+    sys.exit(f"make_gpt_fixture.py needs PyTorch and NumPy ({e}); run it with /usr/bin/python3")
 
 FORMAT = "ferry-gpt-fixture-1"
 CONFIG = {"n_layer": 2, "n_head": 4, "n_embd": 64, "vocab_size": 128, "max_seq_len": 32,
