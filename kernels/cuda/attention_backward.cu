@@ -7,7 +7,8 @@
 //         dV += Pᵀ·dO, dK += dSᵀ·Q          (Pᵀ, dSᵀ stay in registers: C tiles become A fragments)
 //   (3) dQ:      one block per 64-query tile walks the key tiles: S, P, dP, dS again, dQ += dS·K.
 // Recomputing S and dP in (3) costs two more products than an atomics-based dQ; in exchange every
-// output element is written once, by one thread, in a fixed order.
+// output element is written once, by one thread, in a fixed order. In (2) and (3) the walked tiles
+// are double-buffered with cp.async: tile j+1 is in flight while the warps work on tile j.
 #include "kernels/attention.h"
 #include "kernels/cuda/attention_tiles.cuh"
 
@@ -44,7 +45,8 @@ __global__ void attention_backward_dot_kernel(float* D, const __nv_bfloat16* dou
 template <int HS>
 constexpr size_t dkdv_smem() {
   constexpr int R = kWalkTile<HS>;
-  return sizeof(__nv_bfloat16) * (2 * size_t(kOwnTile) + 2 * size_t(R)) * (HS + kPad) + 2 * sizeof(float) * R;
+  // K, V owned; 2 × (Q, dO) walked; 2 × (lse, D) of the walked queries.
+  return sizeof(__nv_bfloat16) * (2 * size_t(kOwnTile) + 4 * size_t(R)) * (HS + kPad) + 4 * sizeof(float) * R;
 }
 
 template <int HS>
@@ -57,10 +59,10 @@ __global__ void __launch_bounds__(kWarps * 32)
   extern __shared__ __align__(16) unsigned char smem[];
   __nv_bfloat16* k_s = reinterpret_cast<__nv_bfloat16*>(smem);
   __nv_bfloat16* v_s = k_s + kOwnTile * LD;
-  __nv_bfloat16* q_s = v_s + kOwnTile * LD;
-  __nv_bfloat16* do_s = q_s + R * LD;
-  float* lse_s = reinterpret_cast<float*>(do_s + R * LD);
-  float* d_s = lse_s + R;
+  // Buffer j & 1 of the walked tiles: Q at qdo_s + 2·(j & 1)·R·LD, dO right after it.
+  __nv_bfloat16* qdo_s = v_s + kOwnTile * LD;
+  float* lse_buf = reinterpret_cast<float*>(qdo_s + 4 * R * LD);  // [2][R], then D: [2][R]
+  float* d_buf = lse_buf + 2 * R;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
@@ -75,9 +77,6 @@ __global__ void __launch_bounds__(kWarps * 32)
   const float scale_log2 = scale * kLog2e;
   const int kv_len = key_limit(key_lengths, b, Tn);
 
-  load_tile<kOwnTile, HS>(k_s, q_base + C, qkv_stride, k0, Tn);
-  load_tile<kOwnTile, HS>(v_s, q_base + 2 * C, qkv_stride, k0, Tn);
-
   float dk[HS / 8][4], dv[HS / 8][4];
 #pragma unroll
   for (int n = 0; n < HS / 8; ++n)
@@ -87,18 +86,36 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int key_a = k0 + warp * 16 + g, key_b = key_a + 8;
   // Keys past kv_len get no gradient: skip the walk entirely when the whole tile is padding.
   const int q_begin = k0 < kv_len ? (causal ? (k0 / R) * R : 0) : Tn;
-  for (int q0 = q_begin; q0 < Tn; q0 += R) {
-    __syncthreads();  // K, V loaded (first pass) / previous Q, dO tiles consumed
-    load_tile<R, HS>(q_s, q_base, qkv_stride, q0, Tn);
-    load_tile<R, HS>(do_s, do_base, C, q0, Tn);
+  // Q, dO by cp.async; lse and D by plain stores, visible after the barrier that follows the wait.
+  auto fetch = [&](int q0, int buf) {
+    load_tile_async<R, HS>(qdo_s + 2 * buf * R * LD, q_base, qkv_stride, q0, Tn);
+    load_tile_async<R, HS>(qdo_s + (2 * buf + 1) * R * LD, do_base, C, q0, Tn);
     for (int i = threadIdx.x; i < R; i += blockDim.x) {
       const int q = q0 + i;
       const float l = q < Tn ? lse_row[q] : -INFINITY;
       // -inf lse: the query sees no key; +inf makes every exp2 below 0.
-      lse_s[i] = l == -INFINITY ? INFINITY : l * kLog2e;
-      d_s[i] = q < Tn ? d_row[q] : 0.0f;
+      lse_buf[buf * R + i] = l == -INFINITY ? INFINITY : l * kLog2e;
+      d_buf[buf * R + i] = q < Tn ? d_row[q] : 0.0f;
+    }
+  };
+  load_tile_async<kOwnTile, HS>(k_s, q_base + C, qkv_stride, k0, Tn);
+  load_tile_async<kOwnTile, HS>(v_s, q_base + 2 * C, qkv_stride, k0, Tn);
+  if (q_begin < Tn) fetch(q_begin, 0);
+  cp_async_commit();
+
+  for (int q0 = q_begin, j = 0; q0 < Tn; q0 += R, ++j) {
+    if (q0 + R < Tn) {
+      fetch(q0 + R, (j + 1) & 1);  // that buffer was last read in iteration j - 1, ended by a barrier
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
     }
     __syncthreads();
+    const __nv_bfloat16* q_s = qdo_s + 2 * (j & 1) * R * LD;
+    const __nv_bfloat16* do_s = q_s + R * LD;
+    const float* lse_s = lse_buf + (j & 1) * R;
+    const float* d_s = d_buf + (j & 1) * R;
 
     float st[R / 8][4], dpt[R / 8][4];
 #pragma unroll
@@ -151,7 +168,9 @@ __global__ void __launch_bounds__(kWarps * 32)
         mma_bf16_16816(dk[n + 1], dsa, qb1);
       }
     }
+    __syncthreads();  // this buffer is refilled in iteration j + 1
   }
+  cp_async_wait<0>();
 
   __nv_bfloat16* dk_base = dqkv + size_t(b) * Tn * qkv_stride + C + h * HS;
   __nv_bfloat16* dv_base = dk_base + C;
@@ -172,7 +191,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <int HS>
 constexpr size_t dq_smem() {
   constexpr int R = kWalkTile<HS>;
-  return sizeof(__nv_bfloat16) * (2 * size_t(kOwnTile) + 2 * size_t(R)) * (HS + kPad);
+  return sizeof(__nv_bfloat16) * (2 * size_t(kOwnTile) + 4 * size_t(R)) * (HS + kPad);  // Q, dO; 2 × (K, V)
 }
 
 template <int HS>
@@ -185,8 +204,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   extern __shared__ __align__(16) unsigned char smem[];
   __nv_bfloat16* q_s = reinterpret_cast<__nv_bfloat16*>(smem);
   __nv_bfloat16* do_s = q_s + kOwnTile * LD;
-  __nv_bfloat16* k_s = do_s + kOwnTile * LD;
-  __nv_bfloat16* v_s = k_s + R * LD;
+  __nv_bfloat16* kv_s = do_s + kOwnTile * LD;  // buffer j & 1: K at kv_s + 2·(j & 1)·R·LD, V after it
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int q_tile = causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
@@ -201,9 +219,6 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int kv_len = key_limit(key_lengths, b, Tn);
   const int kv_end = causal ? min(kv_len, q0 + kOwnTile) : kv_len;
 
-  load_tile<kOwnTile, HS>(q_s, q_base, qkv_stride, q0, Tn);
-  load_tile<kOwnTile, HS>(do_s, do_base, C, q0, Tn);
-
   const int row_a = q0 + warp * 16 + g, row_b = row_a + 8;
   auto lse_log2 = [&](int row) {
     const float l = row < Tn ? lse[size_t(bh) * Tn + row] : -INFINITY;
@@ -217,11 +232,26 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
   for (int n = 0; n < HS / 8; ++n) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.0f;
 
-  for (int k0 = 0; k0 < kv_end; k0 += R) {
+  auto fetch = [&](int k0, int buf) {
+    load_tile_async<R, HS>(kv_s + 2 * buf * R * LD, q_base + C, qkv_stride, k0, Tn);
+    load_tile_async<R, HS>(kv_s + (2 * buf + 1) * R * LD, q_base + 2 * C, qkv_stride, k0, Tn);
+  };
+  load_tile_async<kOwnTile, HS>(q_s, q_base, qkv_stride, q0, Tn);
+  load_tile_async<kOwnTile, HS>(do_s, do_base, C, q0, Tn);
+  if (kv_end > 0) fetch(0, 0);
+  cp_async_commit();
+
+  for (int k0 = 0, j = 0; k0 < kv_end; k0 += R, ++j) {
+    if (k0 + R < kv_end) {
+      fetch(k0 + R, (j + 1) & 1);  // that buffer was last read in iteration j - 1, ended by a barrier
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
     __syncthreads();
-    load_tile<R, HS>(k_s, q_base + C, qkv_stride, k0, Tn);
-    load_tile<R, HS>(v_s, q_base + 2 * C, qkv_stride, k0, Tn);
-    __syncthreads();
+    const __nv_bfloat16* k_s = kv_s + 2 * (j & 1) * R * LD;
+    const __nv_bfloat16* v_s = k_s + R * LD;
 
     float s[R / 8][4], dp[R / 8][4];
 #pragma unroll
@@ -267,7 +297,9 @@ __global__ void __launch_bounds__(kWarps * 32)
         mma_bf16_16816(dq[n + 1], dsa, kb1);
       }
     }
+    __syncthreads();  // this buffer is refilled in iteration j + 1
   }
+  cp_async_wait<0>();
 
   __nv_bfloat16* dq_base = dqkv + size_t(b) * Tn * qkv_stride + h * HS;
 #pragma unroll

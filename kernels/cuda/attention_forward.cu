@@ -4,6 +4,7 @@
 // One block = 64 queries of one (b, h), 4 warps × 16 query rows. For each tile of 64 keys: S = Q·Kᵀ
 // on tensor cores, masking (causal, key padding, T), online softmax in the exp2 domain with the
 // running max m and sum l per row, O = O·α + P·V with P kept in registers. T×T is never stored.
+// K and V tiles are double-buffered: cp.async fetches tile j+1 while the warps work on tile j.
 // At the end O /= l and lse = (m + log2 l)·ln2 (natural log, as the contract and the CPU reference).
 // A row with no visible key keeps m = -inf, l = 0 and writes O = 0, lse = -inf.
 #include "kernels/attention.h"
@@ -21,7 +22,7 @@ constexpr int kWarps = kBr / 16;
 
 template <int HS>
 constexpr size_t forward_smem() {
-  return sizeof(__nv_bfloat16) * (size_t(kBr) + 2 * size_t(kBc)) * (HS + kPad);
+  return sizeof(__nv_bfloat16) * (size_t(kBr) + 4 * size_t(kBc)) * (HS + kPad);  // Q, 2 × (K, V)
 }
 
 template <int HS>
@@ -30,8 +31,9 @@ __global__ void __launch_bounds__(kWarps * 32)
                              int Tn, int NH, bool causal) {
   extern __shared__ __align__(16) unsigned char smem[];
   __nv_bfloat16* q_s = reinterpret_cast<__nv_bfloat16*>(smem);
-  __nv_bfloat16* k_s = q_s + kBr * (HS + kPad);
-  __nv_bfloat16* v_s = k_s + kBc * (HS + kPad);
+  // Buffer j & 1 of the K, V tiles: kv_s + (2·(j & 1) + {0 for K, 1 for V})·tile.
+  __nv_bfloat16* kv_s = q_s + kBr * (HS + kPad);
+  constexpr int kTile = kBc * (HS + kPad);
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   // Causal: the last query tiles see the most keys, so they start first.
@@ -45,12 +47,6 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int q0 = q_tile * kBr;
   const float scale_log2 = rsqrtf(static_cast<float>(HS)) * kLog2e;
 
-  load_tile<kBr, HS>(q_s, q_base, row_stride, q0, Tn);
-  __syncthreads();
-  uint32_t qa[HS / 16][4];
-#pragma unroll
-  for (int dk = 0; dk < HS / 16; ++dk) load_a(qa[dk], q_s, HS + kPad, warp * 16, dk * 16, lane);
-
   const int kv_len = key_limit(key_lengths, b, Tn);
   const int kv_end = causal ? min(kv_len, q0 + kBr) : kv_len;
   const int row_a = q0 + warp * 16 + g, row_b = row_a + 8;  // the two query rows this thread holds
@@ -60,11 +56,33 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int n = 0; n < HS / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
 
-  for (int k0 = 0; k0 < kv_end; k0 += kBc) {
-    __syncthreads();  // previous tile's K, V fully consumed
-    load_tile<kBc, HS>(k_s, k_base, row_stride, k0, Tn);
-    load_tile<kBc, HS>(v_s, v_base, row_stride, k0, Tn);
-    __syncthreads();
+  // Q and the first K, V tile in one group.
+  load_tile_async<kBr, HS>(q_s, q_base, row_stride, q0, Tn);
+  if (kv_end > 0) {
+    load_tile_async<kBc, HS>(kv_s, k_base, row_stride, 0, Tn);
+    load_tile_async<kBc, HS>(kv_s + kTile, v_base, row_stride, 0, Tn);
+  }
+  cp_async_commit();
+  uint32_t qa[HS / 16][4];
+
+  for (int k0 = 0, j = 0; k0 < kv_end; k0 += kBc, ++j) {
+    if (k0 + kBc < kv_end) {
+      // The buffer being filled was last read in iteration j - 1, which ended with a barrier.
+      __nv_bfloat16* next = kv_s + 2 * ((j + 1) & 1) * kTile;
+      load_tile_async<kBc, HS>(next, k_base, row_stride, k0 + kBc, Tn);
+      load_tile_async<kBc, HS>(next + kTile, v_base, row_stride, k0 + kBc, Tn);
+      cp_async_commit();
+      cp_async_wait<1>();  // everything but the tile just issued has landed (for this thread)
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();  // ... and for every thread
+    if (j == 0) {
+#pragma unroll
+      for (int dk = 0; dk < HS / 16; ++dk) load_a(qa[dk], q_s, HS + kPad, warp * 16, dk * 16, lane);
+    }
+    const __nv_bfloat16* k_s = kv_s + 2 * (j & 1) * kTile;
+    const __nv_bfloat16* v_s = k_s + kTile;
 
     float s[kBc / 8][4];
 #pragma unroll
@@ -136,7 +154,9 @@ __global__ void __launch_bounds__(kWarps * 32)
         mma_bf16_16816(o[n + 1], pa, vb1);
       }
     }
+    __syncthreads();  // this buffer is refilled in iteration j + 1
   }
+  cp_async_wait<0>();  // no copy outlives the block (nothing to wait for when the loop ran)
 
   l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
   l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);

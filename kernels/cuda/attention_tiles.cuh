@@ -113,6 +113,33 @@ __device__ __forceinline__ void load_tile(__nv_bfloat16* tile, const __nv_bfloat
   }
 }
 
+// Asynchronous 16-byte global→shared copy (cp.async, sm_80+): the copy engine fills shared memory
+// while the warps compute on the other buffer. src_bytes = 0 writes zeros without reading `src`.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+  const auto addr = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  const int src_bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// Waits until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// load_tile through cp.async: issues the copies and returns; the caller commits, waits and
+// synchronizes the block before reading the tile.
+template <int ROWS, int HS>
+__device__ __forceinline__ void load_tile_async(__nv_bfloat16* tile, const __nv_bfloat16* src, size_t stride, int row0,
+                                                int rows_valid) {
+  constexpr int kChunks = HS / 8;
+  for (int idx = threadIdx.x; idx < ROWS * kChunks; idx += blockDim.x) {
+    const int r = idx / kChunks, c = idx % kChunks;
+    const bool valid = row0 + r < rows_valid;
+    cp_async16(tile + r * (HS + kPad) + 8 * c, valid ? src + size_t(row0 + r) * stride + 8 * c : src, valid);
+  }
+}
+
 // Keys at or past this index are never attended to in batch row b.
 __device__ __forceinline__ int key_limit(const int32_t* key_lengths, int b, int Tn) {
   if (!key_lengths) return Tn;

@@ -23,13 +23,17 @@ for inc in ("#include <cuda_bf16.h>\n", "#include <cuda_runtime.h>\n", '#include
 common = common.replace("#pragma once\n", '#pragma once\n#include "prelude.h"\n', 1)
 open(f"{gen}/kernels/cuda/common.cuh", "w").write(common)
 tiles = open(f"{root}/kernels/cuda/attention_tiles.cuh").read()
-# The tensor-core product and the two ldmatrix forms.
+# The tensor-core product, the two ldmatrix forms, cp.async (a plain copy; commit and wait vanish).
 tiles, n = re.subn(r"asm volatile\(\s*\"mma\.sync.*?\);", "emu::mma(d, a, b);", tiles, count=1, flags=re.S)
 assert n == 1, "mma asm not found"
 tiles, n = re.subn(r"asm volatile\(\"ldmatrix[^\"]*\.x4\.shared.*?\);", "emu::ldmatrix_x4(r, row, false);", tiles, count=1, flags=re.S)
 assert n == 1, "ldmatrix asm not found"
 tiles, n = re.subn(r"asm volatile\(\"ldmatrix[^\"]*\.x4\.trans.*?\);", "emu::ldmatrix_x4(r, row, true);", tiles, count=1, flags=re.S)
 assert n == 1, "ldmatrix.trans asm not found"
+tiles, n = re.subn(r"asm volatile\(\"cp\.async\.cg.*?\);", "emu::cp_async16(dst, src, src_bytes);", tiles, count=1, flags=re.S)
+assert n == 1, "cp.async asm not found"
+tiles, n = re.subn(r"asm volatile\(\"cp\.async\.(commit|wait)_group.*?\);", "", tiles, flags=re.S)
+assert n == 2, "cp.async commit/wait asm not found"
 assert "asm" not in tiles.replace("// ", ""), "an asm statement the emulator does not know"
 open(f"{gen}/kernels/cuda/attention_tiles.cuh", "w").write(tiles)
 cuts = {"attention_forward": "template <int HS>\nvoid launch_forward",

@@ -242,6 +242,7 @@ int main() {
   attention(2, 40, 1, 128, true, true);
   attention(2, 70, 1, 64, false, true);
   attention(1, 130, 1, 128, false, false);
+  attention(1, 200, 1, 128, true, false);  // several double-buffered tiles on every walk
   layernorm(37, 200);
   layernorm(9, 1600);
   layernorm(1030, 64);  // 33 blocks of partials: every reduce chain used, unevenly
