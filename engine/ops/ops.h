@@ -16,6 +16,7 @@ void register_gelu_ops();
 void register_attention_ops();
 void register_cross_entropy_ops();
 void register_elementwise_ops();
+void register_pooling_ops();
 
 // Runs f(T{}) with T the C++ type of a floating dtype on the CPU backend.
 template <typename F>

@@ -11,6 +11,7 @@ void register_builtin_ops() {
   register_attention_ops();
   register_cross_entropy_ops();
   register_elementwise_ops();
+  register_pooling_ops();
 }
 
 }  // namespace ferry

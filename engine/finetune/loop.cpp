@@ -1,0 +1,74 @@
+// engine/finetune/loop.cpp
+#include "engine/finetune/loop.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "engine/error.h"
+#include "engine/train/lr_schedule.h"
+
+namespace ferry {
+
+LoopResult run_finetune_loop(const LoopConfig& c, const LoopHooks& h, const std::vector<float>& initial) {
+  if (c.max_steps <= 0) user_error("--steps must be positive, got ", c.max_steps);
+  const bool gradual = c.unfreeze_every > 0;
+  int unfrozen = gradual ? 1 : -1;
+  std::unique_ptr<StepRunner> step = h.make_step(unfrozen);
+  step->set_parameters(initial);
+
+  LoopResult r;
+  r.best_metric = -1e300;
+  int since_best = 0;
+  auto evaluate = [&](int s) {
+    const double m = h.dev_metric(*step);
+    const bool better = m > r.best_metric;
+    if (better) {
+      r.best_metric = m;
+      r.best_step = s;
+      r.best_params = step->parameters();
+      since_best = 0;
+    } else {
+      ++since_best;
+    }
+    std::fprintf(stderr, "step %5d | dev %.4f%s\n", s, m, better ? " (best)" : "");
+  };
+
+  const auto start = std::chrono::steady_clock::now();
+  for (int s = 1; s <= c.max_steps; ++s) {
+    if (gradual && (s - 1) > 0 && (s - 1) % c.unfreeze_every == 0 && unfrozen <= h.n_layer) {
+      // One more block (then the embeddings) joins; parameters and moments carry over.
+      ++unfrozen;
+      const std::vector<float> params = step->parameters();
+      const OptimizerState opt = step->optimizer_state();
+      step = h.make_step(unfrozen);
+      step->set_parameters(params);
+      step->set_optimizer_state(opt);
+      std::fprintf(stderr, "step %5d | unfrozen: top %d of %d blocks%s\n", s, std::min(unfrozen, h.n_layer),
+                   h.n_layer, unfrozen > h.n_layer ? " and the embeddings" : "");
+    }
+    const float lr = learning_rate(s - 1, c.max_steps, c.warmup_steps, c.lr, c.min_lr);
+    const StepResult res = step->train(h.next_batches(s), lr);
+    if (!std::isfinite(res.loss)) user_error("fine-tuning diverged at step ", s, ": loss is ", res.loss, " (lower --lr)");
+    r.final_train_loss = res.loss;
+    r.steps = s;
+    if (c.log_every > 0 && (s % c.log_every == 0 || s == 1)) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::fprintf(stderr, "step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.1fs\n", s, c.max_steps, res.loss, lr,
+                   res.grad_norm, elapsed);
+    }
+    const bool eval_now = (c.eval_every > 0 && s % c.eval_every == 0) || s == c.max_steps;
+    if (eval_now) {
+      evaluate(s);
+      if (c.patience > 0 && since_best >= c.patience) {
+        r.stopped_early = true;
+        std::fprintf(stderr, "step %5d | early stop: no dev improvement in %d evaluations (best at step %d)\n", s,
+                     c.patience, r.best_step);
+        break;
+      }
+    }
+  }
+  return r;
+}
+
+}  // namespace ferry

@@ -1,0 +1,140 @@
+// engine/ops/pooling.cpp — one vector per sequence out of a padded batch of token states, for
+// sequence-classification heads; and `scale`, the constant multiplier LoRA's update path needs.
+//   pool_tokens(x [B,T,C], lengths [B] i32) -> y [B,C]
+//     attr mode: 0 first token, 1 last real token (position lengths[b]-1, GPT's summary token),
+//                2 mean over the real tokens [0, lengths[b]).
+//   pool_tokens_backward(dy [B,C], lengths) -> dx [B,T,C]   written (zeros at unpooled positions)
+//   scale(x) -> s·x                                          attr s
+// Padding sits at the end of each row, so a row's pooled vector reads only its real tokens: with the
+// attention op's key lengths, what padding a batch holds never changes a prediction.
+// The loops are short and memory-bound; they live here rather than in kernels/ until a CUDA twin is
+// needed (the CUDA execution backend does not run graphs yet).
+#include <algorithm>
+
+#include "engine/autodiff.h"
+#include "engine/ops/ops.h"
+
+namespace ferry {
+
+namespace {
+
+enum PoolMode { kFirst = 0, kLast = 1, kMean = 2 };
+
+// The positions a row pools and the weight of each.
+struct Span {
+  int begin, end;
+  double weight;
+};
+Span pooled_span(int mode, int length, int T) {
+  const int len = std::clamp(length, 1, T);
+  switch (mode) {
+    case kFirst: return {0, 1, 1.0};
+    case kLast: return {len - 1, len, 1.0};
+    default: return {0, len, 1.0 / len};
+  }
+}
+
+template <typename T>
+void pool_forward(T* y, const T* x, const int32_t* lengths, int B, int Tn, int C, int mode) {
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    const Span s = pooled_span(mode, lengths[b], Tn);
+    T* out = y + static_cast<size_t>(b) * C;
+    std::fill(out, out + C, T(0));
+    for (int t = s.begin; t < s.end; ++t) {
+      const T* row = x + (static_cast<size_t>(b) * Tn + t) * C;
+      for (int c = 0; c < C; ++c) out[c] += row[c];
+    }
+    for (int c = 0; c < C; ++c) out[c] *= static_cast<T>(s.weight);
+  }
+}
+
+template <typename T>
+void pool_backward(T* dx, const T* dy, const int32_t* lengths, int B, int Tn, int C, int mode) {
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    const Span s = pooled_span(mode, lengths[b], Tn);
+    const T* g = dy + static_cast<size_t>(b) * C;
+    for (int t = 0; t < Tn; ++t) {
+      T* row = dx + (static_cast<size_t>(b) * Tn + t) * C;
+      const bool in = t >= s.begin && t < s.end;
+      for (int c = 0; c < C; ++c) row[c] = in ? g[c] * static_cast<T>(s.weight) : T(0);
+    }
+  }
+}
+
+}  // namespace
+
+void register_pooling_ops() {
+  OpDef fwd;
+  fwd.name = "pool_tokens";
+  fwd.infer = [](const Graph& g, const Node& n) {
+    const Value& x = g.values[n.in[0]];
+    const Value& len = g.values[n.in[1]];
+    FERRY_CHECK(x.shape.size() == 3, "pool_tokens input must be [B,T,C], got ", shape_str(x.shape));
+    FERRY_CHECK(len.dtype == DType::I32 && len.shape == Shape{x.shape[0]}, "pool_tokens lengths must be i32 [B]");
+    const int mode = n.attrs.i("mode");
+    FERRY_CHECK(mode >= kFirst && mode <= kMean, "pool_tokens mode ", mode);
+    return std::vector<OutputSpec>{{{x.shape[0], x.shape[2]}, x.dtype}};
+  };
+  fwd.backward = [](Autodiff& ad, int i) {
+    const Node& n = ad.node(i);
+    if (!ad.needs_grad(n.in[0])) return;
+    Attrs a = n.attrs;
+    a.values["seq_len"] = static_cast<double>(ad.graph().values[n.in[0]].shape[1]);
+    auto d = ad.emit("pool_tokens_backward", {ad.grad_of(n.out[0]), n.in[1]}, a, {Graph::kNew});
+    ad.contribute(n.in[0], d[0]);
+  };
+  fwd.cpu = [](KernelCall& c) {
+    const auto& s = c.in[0].shape;
+    dispatch_float(c.in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      pool_forward<T>(c.out[0].as<T>(), c.in[0].as<T>(), c.in[1].as<int32_t>(), int(s[0]), int(s[1]), int(s[2]),
+                      c.node.attrs.i("mode"));
+    });
+  };
+  register_op(fwd);
+
+  OpDef bwd;
+  bwd.name = "pool_tokens_backward";
+  bwd.infer = [](const Graph& g, const Node& n) {
+    const Value& dy = g.values[n.in[0]];
+    return std::vector<OutputSpec>{{{dy.shape[0], n.attrs.i("seq_len"), dy.shape[1]}, dy.dtype}};
+  };
+  bwd.cpu = [](KernelCall& c) {
+    const auto& s = c.out[0].shape;
+    dispatch_float(c.out[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      pool_backward<T>(c.out[0].as<T>(), c.in[0].as<T>(), c.in[1].as<int32_t>(), int(s[0]), int(s[1]), int(s[2]),
+                       c.node.attrs.i("mode"));
+    });
+  };
+  register_op(bwd);
+
+  OpDef scale;
+  scale.name = "scale";
+  scale.infer = [](const Graph& g, const Node& n) {
+    const Value& x = g.values[n.in[0]];
+    return std::vector<OutputSpec>{{x.shape, x.dtype}};
+  };
+  scale.backward = [](Autodiff& ad, int i) {
+    const Node& n = ad.node(i);
+    if (!ad.needs_grad(n.in[0])) return;
+    auto d = ad.emit("scale", {ad.grad_of(n.out[0])}, n.attrs, {Graph::kNew});
+    ad.contribute(n.in[0], d[0]);
+  };
+  scale.cpu = [](KernelCall& c) {
+    dispatch_float(c.in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const T s = static_cast<T>(c.node.attrs.get("s", 1.0));
+      const T* x = c.in[0].as<T>();
+      T* y = c.out[0].as<T>();
+      const int64_t n = c.in[0].numel();
+#pragma omp parallel for schedule(static)
+      for (int64_t k = 0; k < n; ++k) y[k] = s * x[k];
+    });
+  };
+  register_op(scale);
+}
+
+}  // namespace ferry

@@ -1,0 +1,301 @@
+// tools/cli/finetune.cpp — `ferry finetune`: train a task head (and the trunk, as the techniques
+// allow) from a pretrained model folder or from scratch; keep the best parameters on the dev metric;
+// score the test split; write <out>/model (a model folder) and <out>/eval.json.
+//
+//   ferry finetune --task lm --from-scratch --model tiny --vocab-size 8192 --out runs/pre   (pretrain)
+//   ferry finetune --task sentiment --init runs/pre/model --labels 1000 --out runs/ft
+//   ferry finetune --task sentiment --init runs/pre/model --from-scratch ...   (same architecture and
+//                  vocabulary, fresh weights: the baseline every result is compared with)
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <random>
+
+#include "engine/backend.h"
+#include "engine/device.h"
+#include "engine/error.h"
+#include "engine/finetune/loop.h"
+#include "engine/finetune/model_file.h"
+#include "tools/cli/command.h"
+#include "tools/tasks/evaluation.h"
+
+namespace {
+
+using namespace ferry;
+using namespace ferry::tasks;
+
+struct Args {
+  std::string task, init, model, out, freeze = "none", pooling, corpus = "wnut17", device = "auto", sources;
+  bool from_scratch = false;
+  int vocab_size = 8192, steps = 200, batch = 16, seq_len = 128, warmup = 10, eval_every = 50, patience = 0;
+  int lora_rank = 0, unfreeze_every = 0, adapt_steps = 0;
+  float lr = 1e-3f, min_lr_ratio = 0.1f, layer_lr_decay = 1.0f, lora_alpha = 16.0f, weight_decay = 0.01f;
+  size_t labels = 0, dev_limit = 500, test_limit = 0, lm_bytes = 0;
+  uint64_t seed = 1337;
+};
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t comma = s.find(',', start);
+    const std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+// Shuffled passes over the training examples, B at a time (MLM masks drawn afresh each time).
+class TrainStream {
+ public:
+  TrainStream(const std::vector<Example>& ex, const TaskModel& m, uint64_t seed)
+      : ex_(ex), m_(m), rng_(seed), in_(GraphInputs::of(m.graph(true, m.techniques.lora.rank))) {}
+  Batch next() {
+    std::vector<Example> owned;
+    std::vector<const Example*> rows;
+    for (int k = 0; k < m_.batch; ++k) {
+      if (cursor_ == order_.size()) reshuffle();
+      rows.push_back(&ex_[order_[cursor_++]]);
+    }
+    const bool mlm = m_.meta.head.kind == HeadKind::LanguageModel && !m_.meta.config.causal;
+    if (mlm) {
+      owned.reserve(rows.size());
+      for (auto*& r : rows) {
+        owned.push_back(*r);
+        mask_tokens(owned.back(), m_.meta.vocab.mask(), m_.meta.vocab.compact() ? 3 : 0, m_.meta.config.vocab_size,
+                    rng_);
+        r = &owned.back();
+      }
+    }
+    return make_batch(in_, m_.meta.head.kind, rows, m_.batch, m_.meta.seq_len, m_.meta.vocab.pad());
+  }
+  const GraphInputs& inputs() const { return in_; }
+
+ private:
+  void reshuffle() {
+    order_.resize(ex_.size());
+    for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+    for (size_t i = order_.size(); i > 1; --i) std::swap(order_[i - 1], order_[rng_() % i]);
+    cursor_ = 0;
+  }
+  const std::vector<Example>& ex_;
+  const TaskModel& m_;
+  std::mt19937_64 rng_;
+  GraphInputs in_;
+  std::vector<size_t> order_;
+  size_t cursor_ = 0;
+};
+
+void run(const Args& a) {
+  if (a.task.empty()) user_error("--task is required (sentiment, ner, lm)");
+  if (a.out.empty()) user_error("--out is required");
+  if (a.init.empty() && !a.from_scratch) user_error("give --init MODEL_DIR, or --from-scratch");
+  if (a.batch <= 0 || a.seq_len <= 0) user_error("--batch-size and --seq-len must be positive");
+
+  DataOptions dopt;
+  dopt.seq_len = a.seq_len;
+  dopt.train_labels = a.labels;
+  dopt.dev_limit = a.dev_limit;
+  dopt.test_limit = a.test_limit;
+  dopt.seed = a.seed;
+  dopt.corpus = a.corpus;
+  if (!a.sources.empty()) dopt.lm_sources = split_list(a.sources);
+  dopt.lm_bytes_per_source = a.lm_bytes;
+
+  TaskModel m;
+  m.batch = a.batch;
+  m.adamw.weight_decay = a.weight_decay;
+  m.meta.seq_len = a.seq_len;
+  m.meta.task = a.task;
+  m.meta.corpus = a.task == "ner" ? a.corpus : "";
+  std::string init_desc = "scratch";
+  if (!a.init.empty()) {
+    const ModelFile f = load_model_file(a.init);
+    const ModelMeta base = ModelMeta::from_json(f.meta);
+    m.meta.config = base.config;
+    m.meta.vocab = base.vocab;
+    if (!a.from_scratch) init_desc = std::filesystem::absolute(a.init).lexically_normal().string();
+  } else {
+    m.meta.config = model_preset(a.model.empty() ? (a.task == "ner" ? "encoder-tiny" : "tiny") : a.model);
+    if (a.vocab_size > 0) {
+      std::fprintf(stderr, "ferry: building a %d-piece vocabulary from the %s text\n", a.vocab_size, a.task.c_str());
+      m.meta.vocab = TaskVocab::compact_from_counts(gpt2_counts(a.task, dopt), a.vocab_size);
+    }
+    m.meta.config.vocab_size = m.meta.vocab.size();
+  }
+  if (a.seq_len > m.meta.config.max_seq_len)
+    user_error("--seq-len ", a.seq_len, " exceeds the model's ", m.meta.config.max_seq_len, " positions");
+
+  std::fprintf(stderr, "ferry: %s\n", device_summary().c_str());
+  const TaskData data = load_task(a.task, m.meta.vocab, dopt);
+  std::fprintf(stderr, "ferry: %s\n", data.description.c_str());
+  if (data.train.empty()) user_error("task ", a.task, ": no training examples");
+  m.meta.head = head_for_task(a.task, m.meta.config, a.pooling, data.tags);
+  m.meta.tag_names = data.tags.names;
+  m.techniques.freeze = a.freeze;
+  m.techniques.layer_lr_decay = a.layer_lr_decay;
+  m.techniques.lora.rank = a.lora_rank;
+  m.techniques.lora.alpha = a.lora_alpha;
+  m.techniques.unfreeze_every = a.unfreeze_every;
+  validate_techniques(m.techniques, m.meta.config);
+
+  auto backend = make_backend(a.device);
+  int loaded = 0;
+  std::vector<float> initial =
+      m.initial_parameters(a.seed, a.from_scratch ? std::string() : a.init, &loaded);
+  {
+    TaskGraph g = m.graph(true, m.techniques.lora.rank);
+    apply_techniques(g.graph, m.meta.config, m.techniques);
+    std::fprintf(stderr,
+                 "ferry: %s %s: %d layers, %d wide, vocab %d, %s; %.2fM parameters (%.2fM trainable), %d loaded "
+                 "from %s\n",
+                 a.task.c_str(), m.meta.config.causal ? "GPT" : "encoder", m.meta.config.n_layer,
+                 m.meta.config.n_embd, m.meta.config.vocab_size,
+                 a.task == "sentiment" ? (std::string("pooling ") + pooling_name(m.meta.head.pooling)).c_str() : "",
+                 double(g.graph.param_count()) / 1e6, double(trainable_count(g.graph)) / 1e6, loaded,
+                 init_desc.c_str());
+  }
+
+  // Domain adaptation (ULMFiT): continued language-model training on the task's own unlabeled text
+  // before the classifier — the trunk the task graph then starts from.
+  if (a.adapt_steps > 0) {
+    if (a.task != "sentiment") user_error("--adapt-steps applies to the sentiment task (its reviews' text)");
+    TaskModel lm = m;
+    lm.meta.task = "lm";
+    lm.meta.head = head_for_task("lm", m.meta.config, "", {});
+    lm.techniques = {};
+    TaskData text;
+    for (const auto& e : data.train) {  // the training reviews only: test text stays unseen
+      auto w = lm_windows(e.ids, std::min<int>(a.seq_len, static_cast<int>(e.ids.size()) - 1));
+      for (auto& x : w) text.train.push_back(std::move(x));
+    }
+    DataOptions lo = dopt;
+    lo.lm_sources = {"imdb"};
+    lo.lm_bytes_per_source = 4'000'000;
+    const TaskData pool = load_task("lm", m.meta.vocab, lo);
+    for (const auto& e : pool.train) text.train.push_back(e);
+    std::fprintf(stderr, "ferry: domain adaptation: %d LM steps on %zu windows of review text\n", a.adapt_steps,
+                 text.train.size());
+    TrainStream ls(text.train, lm, a.seed + 7);
+    std::vector<float> lm_init = lm.initial_parameters(a.seed, "", nullptr);
+    {  // carry the trunk in by name
+      const TaskGraph tg = m.graph(true, m.techniques.lora.rank), lg = lm.graph(true, 0);
+      for (const ParamInfo& p : lg.graph.params) {
+        const int i = tg.graph.param_index(p.name);
+        if (i >= 0)
+          std::copy_n(initial.begin() + static_cast<std::ptrdiff_t>(tg.graph.params[i].offset), p.numel,
+                      lm_init.begin() + static_cast<std::ptrdiff_t>(p.offset));
+      }
+    }
+    auto step = lm.make_step(*backend, -1);
+    step->set_parameters(lm_init);
+    for (int s = 1; s <= a.adapt_steps; ++s) {
+      const float lr = a.lr * (1.0f - 0.9f * float(s - 1) / float(a.adapt_steps));
+      const auto r = step->train({ls.next()}, lr);
+      if (s % 20 == 0 || s == 1) std::fprintf(stderr, "adapt %4d/%d | lm loss %.4f\n", s, a.adapt_steps, r.loss);
+    }
+    const std::vector<float> adapted = step->parameters();
+    const TaskGraph tg = m.graph(true, m.techniques.lora.rank), lg = lm.graph(true, 0);
+    for (const ParamInfo& p : lg.graph.params) {
+      const int i = tg.graph.param_index(p.name);
+      if (i >= 0)
+        std::copy_n(adapted.begin() + static_cast<std::ptrdiff_t>(p.offset), p.numel,
+                    initial.begin() + static_cast<std::ptrdiff_t>(tg.graph.params[i].offset));
+    }
+  }
+
+  TrainStream stream(data.train, m, a.seed + 1);
+  LoopConfig lc;
+  lc.max_steps = a.steps;
+  lc.warmup_steps = a.warmup;
+  lc.lr = a.lr;
+  lc.min_lr = a.lr * a.min_lr_ratio;
+  lc.eval_every = a.eval_every;
+  lc.patience = a.patience;
+  lc.unfreeze_every = a.unfreeze_every;
+  LoopHooks h;
+  h.n_layer = m.meta.config.n_layer;
+  h.make_step = [&](int top) { return m.make_step(*backend, top); };
+  h.next_batches = [&](int) { return std::vector<Batch>{stream.next()}; };
+  std::unique_ptr<Inference> dev_inf;
+  if (m.meta.head.kind == HeadKind::LanguageModel) {
+    h.dev_metric = [&](StepRunner& s) {
+      return -evaluate_loss(s, stream.inputs(), HeadKind::LanguageModel, data.dev, m.batch, m.meta.seq_len,
+                            m.meta.vocab.pad(), 16);
+    };
+  } else {
+    h.dev_metric = [&](StepRunner& s) {
+      const EvalReport r = evaluate_model(m, *backend, m.exportable(s.parameters()), data, "dev");
+      return r.json["value"].get<double>();
+    };
+  }
+  const LoopResult res = run_finetune_loop(lc, h, initial);
+
+  const std::vector<float> best = m.exportable(res.best_params);
+  const TaskGraph export_graph = m.graph(false, 0);
+  const std::filesystem::path out(a.out);
+  save_model_file(out / "model", m.meta.to_json(), export_graph.graph, best);
+  EvalReport report;
+  if (m.meta.head.kind == HeadKind::LanguageModel) {
+    report.json = {{"task", "lm"}, {"metric", "heldout_loss"}, {"value", -res.best_metric}, {"split", "heldout"}};
+    report.summary = str_cat("held-out LM loss ", -res.best_metric, " nats/token");
+  } else {
+    report = evaluate_model(m, *backend, best, data, "test");
+  }
+  report.json["n_train_labels"] = data.n_train_labels;
+  report.json["init"] = init_desc;
+  report.json["steps"] = res.steps;
+  report.json["best_step"] = res.best_step;
+  report.json["dev_metric"] = res.best_metric;
+  report.json["stopped_early"] = res.stopped_early;
+  report.json["techniques"] = {{"freeze", a.freeze}, {"layer_lr_decay", a.layer_lr_decay},
+                               {"lora_rank", a.lora_rank}, {"lora_alpha", a.lora_alpha},
+                               {"unfreeze_every", a.unfreeze_every}, {"adapt_steps", a.adapt_steps}};
+  write_eval(out, report, m.meta.head.kind == HeadKind::LanguageModel ? "" : out / "predictions.tsv");
+  std::printf("%s %s (init %s, %zu training labels): %s\n", a.task.c_str(), report.json.value("split", "").c_str(),
+              init_desc.c_str(), data.n_train_labels, report.summary.c_str());
+  std::fprintf(stderr, "ferry: model in %s, metrics in %s\n", (out / "model").c_str(), (out / "eval.json").c_str());
+}
+
+void setup(CLI::App& app) {
+  auto a = std::make_shared<Args>();
+  app.add_option("--task", a->task, "sentiment | ner | lm")->required();
+  app.add_option("--init", a->init, "model folder to start from (a pretrained trunk; its architecture and vocabulary)");
+  app.add_flag("--from-scratch", a->from_scratch,
+               "fresh weights (with --init: that model's architecture and vocabulary, not its weights)");
+  app.add_option("--model", a->model, "preset without --init: tiny, micro, encoder-tiny, ... (default tiny; ner encoder-tiny)");
+  app.add_option("--vocab-size", a->vocab_size, "without --init: compact vocabulary size from the task text (0: all of GPT-2's)");
+  app.add_option("--out", a->out, "output folder: model/, eval.json, predictions.tsv")->required();
+  app.add_option("--labels", a->labels, "training labels to use (sentiment: reviews, stratified; ner: sentences; 0 all)");
+  app.add_option("--steps", a->steps, "optimizer steps");
+  app.add_option("--batch-size", a->batch, "examples per step");
+  app.add_option("--seq-len", a->seq_len, "tokens per example (longer reviews keep head and tail)");
+  app.add_option("--lr", a->lr, "peak learning rate");
+  app.add_option("--min-lr-ratio", a->min_lr_ratio, "final learning rate as a fraction of --lr");
+  app.add_option("--warmup", a->warmup, "warm-up steps");
+  app.add_option("--weight-decay", a->weight_decay, "AdamW weight decay");
+  app.add_option("--eval-every", a->eval_every, "steps between dev evaluations (0: only at the end)");
+  app.add_option("--patience", a->patience, "early stopping: dev evaluations without improvement (0: off)");
+  app.add_option("--dev-limit", a->dev_limit, "dev examples used (0: all)");
+  app.add_option("--test-limit", a->test_limit, "test examples scored (stratified for sentiment; 0: all)");
+  app.add_option("--freeze", a->freeze, "none | trunk | lower:N");
+  app.add_option("--layer-lr-decay", a->layer_lr_decay, "discriminative learning rates: factor per block downwards");
+  app.add_option("--lora-rank", a->lora_rank, "LoRA adapters of this rank on every block matrix (0: off)");
+  app.add_option("--lora-alpha", a->lora_alpha, "LoRA alpha (update scale alpha/rank)");
+  app.add_option("--unfreeze-every", a->unfreeze_every, "gradual unfreezing: steps per newly trainable block (0: off)");
+  app.add_option("--adapt-steps", a->adapt_steps, "sentiment: LM steps on the review text before the classifier");
+  app.add_option("--pooling", a->pooling, "sentiment: first | last | mean (default: last for GPT, mean for an encoder)");
+  app.add_option("--corpus", a->corpus, "ner: wnut17 | btc");
+  app.add_option("--sources", a->sources, "lm: text sources, comma-separated (gutenberg, sotu, imdb)");
+  app.add_option("--lm-bytes", a->lm_bytes, "lm: at most this many bytes per source (0: all)");
+  app.add_option("--seed", a->seed, "seed for initialization, splits, subsets and order");
+  app.add_option("--device", a->device, "auto | cpu | cuda");
+  app.callback([a] { run(*a); });
+}
+
+}  // namespace
+
+FERRY_COMMAND(finetune, "finetune", "Fine-tune a model on a task (sentiment, ner, lm) from a model folder or scratch",
+              setup);

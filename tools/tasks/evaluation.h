@@ -1,0 +1,27 @@
+// tools/tasks/evaluation.h — one split of a task scored the same way by `ferry finetune` (at the
+// end) and `ferry eval`: the metric, the confusion matrix or per-type F1, the predictions, and
+// eval.json (task, metric, value, split, n_train_labels, init, and the details).
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tools/tasks/model_setup.h"
+
+namespace ferry::tasks {
+
+struct EvalReport {
+  nlohmann::json json;                // what eval.json holds
+  std::string summary;                // for the terminal
+  std::vector<std::string> predictions;  // one line per example
+};
+
+// params: exportable parameters (no adapters). split: "dev" or "test".
+EvalReport evaluate_model(const TaskModel& m, Backend& backend, const std::vector<float>& params, const TaskData& data,
+                          const std::string& split);
+
+void write_eval(const std::filesystem::path& dir, const EvalReport& r, const std::filesystem::path& predictions_file);
+
+}  // namespace ferry::tasks

@@ -1,0 +1,60 @@
+// tools/tasks/model_setup.cpp
+#include "tools/tasks/model_setup.h"
+
+#include "engine/finetune/model_file.h"
+#include "engine/train/step.h"
+
+namespace ferry::tasks {
+
+TaskGraph TaskModel::graph(bool for_training, int lora_rank) const {
+  TrunkOptions o;
+  o.batch = batch;
+  o.seq_len = meta.seq_len;
+  o.lora = techniques.lora;
+  o.lora.rank = lora_rank;
+  (void)for_training;
+  return build_task_graph(meta.config, meta.head, o);
+}
+
+std::unique_ptr<StepRunner> TaskModel::make_step(Backend& backend, int unfrozen_top) const {
+  TaskGraph g = graph(true, techniques.lora.rank);
+  apply_techniques(g.graph, meta.config, techniques, unfrozen_top);
+  return std::make_unique<LocalStep>(std::move(g.graph), backend, adamw);
+}
+
+std::unique_ptr<Inference> TaskModel::make_inference(Backend& backend) const {
+  TaskGraph g = graph(false, 0);
+  const int logits = g.logits;
+  return std::make_unique<Inference>(std::move(g.graph), logits, backend);
+}
+
+std::vector<float> TaskModel::initial_parameters(uint64_t seed, const std::string& pretrained, int* loaded) const {
+  const TaskGraph g = graph(true, techniques.lora.rank);
+  std::vector<double> init;
+  init_gpt_params(g.graph, meta.config, seed, init);
+  std::vector<float> flat(init.begin(), init.end());
+  int n = 0;
+  if (!pretrained.empty()) n = load_params_by_name(load_model_file(pretrained), g.graph, flat);
+  init_lora_params(g.graph, seed, flat);
+  if (loaded) *loaded = n;
+  return flat;
+}
+
+std::vector<float> TaskModel::exportable(const std::vector<float>& training_params) const {
+  if (techniques.lora.rank == 0) return training_params;
+  const TaskGraph with = graph(true, techniques.lora.rank);
+  std::vector<float> merged = training_params;
+  merge_lora(with.graph, techniques.lora, merged);
+  const TaskGraph without = graph(false, 0);
+  std::vector<float> out(static_cast<size_t>(without.graph.param_count()));
+  for (const ParamInfo& p : without.graph.params) {
+    const int i = with.graph.param_index(p.name);
+    const ParamInfo& src = with.graph.params[i];
+    std::copy(merged.begin() + static_cast<std::ptrdiff_t>(src.offset),
+              merged.begin() + static_cast<std::ptrdiff_t>(src.offset + src.numel),
+              out.begin() + static_cast<std::ptrdiff_t>(p.offset));
+  }
+  return out;
+}
+
+}  // namespace ferry::tasks
