@@ -96,7 +96,13 @@ void Executor::run_nodes(int begin, int end, bool training) {
     for (int v : n.in) call.in.push_back(tensor(v));
     for (int v : n.out) call.out.push_back(tensor(v));
     fn(call);
+    if (after_node_) after_node_(i);
   }
+}
+
+void Executor::swap_arena(DeviceBuffer& other) {
+  FERRY_CHECK(other.size() == arena_.size(), "swap_arena: ", other.size(), " bytes for an arena of ", arena_.size());
+  std::swap(arena_, other);
 }
 
 }  // namespace ferry

@@ -4,6 +4,7 @@
 // flat parameter buffer and the flat gradient buffer (ParamInfo::offset indexes both). Before
 // allocating anything it checks that the whole step fits the backend, and refuses with the figure.
 #pragma once
+#include <functional>
 #include <vector>
 
 #include "engine/backend.h"
@@ -35,6 +36,13 @@ class Executor {
   Tensor params() const;
   Tensor grads() const;
 
+  // Runs after every node (data parallelism reduces a gradient bucket as soon as backward has
+  // written the last contribution to it). Empty: nothing runs.
+  void set_after_node(std::function<void(int node)> fn) { after_node_ = std::move(fn); }
+  // Pipeline parallelism keeps one activation arena per micro-batch in flight: exchanges this
+  // executor's arena with `other`, a buffer of plan().arena_bytes on the same backend.
+  void swap_arena(DeviceBuffer& other);
+
  private:
   void run_nodes(int begin, int end, bool training);
   const Graph& g_;
@@ -44,6 +52,7 @@ class Executor {
   DeviceBuffer params_;
   DeviceBuffer grads_;
   DType param_dtype_ = DType::F32;
+  std::function<void(int)> after_node_;
 };
 
 }  // namespace ferry

@@ -1,0 +1,158 @@
+// parallel/tensor_parallel.cpp — the rewrite (see tensor_parallel.h for the layout it produces).
+#include "parallel/tensor_parallel.h"
+
+#include <mutex>
+
+#include "engine/error.h"
+
+namespace ferry::parallel {
+
+namespace {
+
+enum class Split { replicated, rank0_only, vocab_rows, column, row };
+
+struct ParamSplit {
+  Split split = Split::replicated;
+  int parts = 1;  // column: q, k and v are split separately (3 parts)
+};
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const std::string suf(suffix);
+  return s.size() >= suf.size() && s.compare(s.size() - suf.size(), suf.size(), suf) == 0;
+}
+
+ParamSplit split_of(const std::string& name) {
+  if (name == "wte" || name == "lm_head.weight") return {Split::vocab_rows};
+  if (name == "wpe") return {Split::rank0_only};
+  if (ends_with(name, "attn.qkv.weight") || ends_with(name, "attn.qkv.bias")) return {Split::column, 3};
+  if (ends_with(name, "mlp.fc.weight") || ends_with(name, "mlp.fc.bias")) return {Split::column, 1};
+  if (ends_with(name, "attn.proj.weight") || ends_with(name, "mlp.proj.weight")) return {Split::row};
+  if (ends_with(name, "attn.proj.bias") || ends_with(name, "mlp.proj.bias")) return {Split::rank0_only};
+  return {Split::replicated};
+}
+
+// The name a node's outputs were given (build_gpt's `name`, without the ".k" of multi-output ops).
+std::string node_name(const Graph& g, const Node& n) {
+  std::string s = g.values[n.out[0]].name;
+  if (n.out.size() > 1) {
+    const auto dot = s.rfind('.');
+    if (dot != std::string::npos) s.resize(dot);
+  }
+  return s;
+}
+
+}  // namespace
+
+void check_tensor_parallel(const GptConfig& c, int t) {
+  if (t < 1) user_error("--tp ", t, ": must be at least 1");
+  if (c.n_head % t != 0) user_error("--tp ", t, ": model.n_head (", c.n_head, ") must be divisible by it");
+  if (c.vocab_size % t != 0)
+    user_error("--tp ", t, ": model.vocab_size (", c.vocab_size, ") must be divisible by it (pad the vocabulary)");
+}
+
+TensorParallelGraph tensor_parallel_rewrite(const Graph& src, const GptConfig& c, int r, int t, int group) {
+  check_tensor_parallel(c, t);
+  register_tensor_parallel_ops();
+  TensorParallelGraph out;
+  Graph& g = out.graph;
+  auto& map = out.value_map;
+  const double vocab_start = double(c.vocab_size / t) * r;
+
+  // Parameters first, in the source order, each with the runs of the full buffer it holds.
+  for (const ParamInfo& p : src.params) {
+    const Value& v = src.values[p.value];
+    const ParamSplit s = split_of(p.name);
+    if (s.split == Split::rank0_only && r != 0) {
+      map[p.value] = -1;
+      continue;
+    }
+    Shape shape = v.shape;
+    ParamOrigin o;
+    o.owner = s.split != Split::replicated || r == 0;
+    const size_t cols = shape.size() > 1 ? static_cast<size_t>(shape[1]) : 1;
+    switch (s.split) {
+      case Split::replicated:
+      case Split::rank0_only:
+        o.runs.push_back({0, p.offset, static_cast<size_t>(p.numel)});
+        break;
+      case Split::vocab_rows: {
+        const size_t rows = static_cast<size_t>(shape[0]) / t;
+        shape[0] = static_cast<int64_t>(rows);
+        o.runs.push_back({0, p.offset + r * rows * cols, rows * cols});
+        break;
+      }
+      case Split::column: {
+        const size_t part_rows = static_cast<size_t>(shape[0]) / s.parts, mine = part_rows / t;
+        FERRY_CHECK(part_rows % t == 0, p.name, " rows not divisible by tp");
+        shape[0] = static_cast<int64_t>(mine * s.parts);
+        for (int k = 0; k < s.parts; ++k)
+          o.runs.push_back({k * mine * cols, p.offset + (k * part_rows + r * mine) * cols, mine * cols});
+        break;
+      }
+      case Split::row: {
+        const size_t mine = cols / t;
+        FERRY_CHECK(cols % t == 0, p.name, " columns not divisible by tp");
+        shape[1] = static_cast<int64_t>(mine);
+        for (size_t row = 0; row < static_cast<size_t>(shape[0]); ++row)
+          o.runs.push_back({row * mine, p.offset + row * cols + r * mine, mine});
+        break;
+      }
+    }
+    const int nv = g.add_param(p.name, shape, v.dtype, p.weight_decay, p.layer);
+    ParamInfo& np = g.params.back();
+    np.trainable = p.trainable;
+    np.lr_scale = p.lr_scale;
+    map[p.value] = nv;
+    out.origins.push_back(std::move(o));
+  }
+  for (size_t v = 0; v < src.values.size(); ++v)
+    if (src.values[v].role == ValueRole::Input) map[int(v)] = g.add_input(src.values[v].name, src.values[v].shape, src.values[v].dtype);
+
+  auto m = [&](int v) { return v < 0 ? -1 : map.at(v); };
+  auto split_kind = [&](int v) { return src.values[v].role == ValueRole::Param ? split_of(src.params[src.values[v].param].name).split : Split::replicated; };
+  const Attrs group_attr{{"group", double(group)}};
+
+  for (int i = 0; i < src.num_forward_nodes; ++i) {
+    const Node& n = src.nodes[i];
+    const std::string name = node_name(src, n);
+    std::vector<int> in;
+    for (int v : n.in) in.push_back(m(v));
+    std::vector<int> outs;
+    if (n.op == "embedding") {
+      const int e = g.add("vocab_parallel_embedding", in, {{"vocab_start", vocab_start}}, name + ".shard")[0];
+      outs = g.add("tp_reduce", {e}, group_attr, name);
+    } else if (n.op == "matmul" && (split_kind(n.in[1]) == Split::column || split_kind(n.in[1]) == Split::vocab_rows)) {
+      in[0] = g.add("tp_copy", {in[0]}, group_attr, name + ".in")[0];
+      outs = g.add("matmul", in, n.attrs, name);
+    } else if (n.op == "matmul" && split_kind(n.in[1]) == Split::row) {
+      const int partial = g.add("matmul", in, n.attrs, name + ".partial")[0];
+      outs = g.add("tp_reduce", {partial}, group_attr, name);
+    } else if (n.op == "attention") {
+      Attrs a = n.attrs;
+      a.values["n_head"] = double(n.attrs.i("n_head") / t);
+      outs = g.add("attention", in, a, name);
+    } else if (n.op == "cross_entropy") {
+      Attrs a = n.attrs;
+      a.values["vocab_start"] = vocab_start;
+      a.values["group"] = double(group);
+      outs = g.add("vocab_parallel_cross_entropy", in, a, name);
+    } else {
+      outs = g.add(n.op, in, n.attrs, name);
+    }
+    FERRY_CHECK(outs.size() == n.out.size(), "rewrite of ", n.op, " changed its outputs");
+    for (size_t k = 0; k < outs.size(); ++k)
+      if (n.out[k] >= 0) map[n.out[k]] = outs[k];
+  }
+  for (size_t v = 0; v < src.values.size(); ++v)
+    if (src.values[v].role == ValueRole::Output) g.mark_output(map.at(int(v)));
+  if (src.loss >= 0) g.loss = map.at(src.loss);
+  return out;
+}
+
+std::vector<ParamOrigin> identity_origins(const Graph& g) {
+  std::vector<ParamOrigin> o;
+  for (const ParamInfo& p : g.params) o.push_back({{{0, p.offset, static_cast<size_t>(p.numel)}}, true});
+  return o;
+}
+
+}  // namespace ferry::parallel

@@ -1,0 +1,43 @@
+// parallel/tensor_parallel.h — Megatron-style tensor parallelism as a rewrite of the GPT graph.
+//
+// For TP rank r of t, every forward node of the single-process graph is rewritten:
+//   attn.qkv   column-parallel: rows of q, k and v for heads [r·H/t, (r+1)·H/t); the input passes
+//              through tp_copy (identity forward, all-reduce of its gradient backward)
+//   attention  H/t heads
+//   attn.proj  row-parallel: columns of those heads; tp_reduce (all-reduce forward, identity
+//              backward) joins the partial sums; the bias lives on TP rank 0 only (added once)
+//   mlp.fc     column-parallel (rows [r·4C/t, …)), input through tp_copy
+//   mlp.proj   row-parallel, as attn.proj
+//   embedding  vocabulary-parallel: rank r holds rows [r·V/t, (r+1)·V/t) of wte, looks up the tokens
+//              in its range (zero elsewhere), rank 0 adds the positions; tp_reduce joins them
+//   lm_head    the (tied) vocabulary shard times the tp_copy of the final norm: logits [.., V/t]
+//   loss       vocab_parallel_cross_entropy: max and exp-sums all-reduced over the group
+// Layernorms stay replicated (their gradients are equal on every TP rank, since every gradient
+// that reaches them went through a tp_copy all-reduce).
+// The conjugate collectives are graph nodes (parallel/tensor_parallel_ops.cpp), registered here.
+#pragma once
+#include <map>
+#include <vector>
+
+#include "engine/graph.h"
+#include "engine/model/gpt.h"
+#include "parallel/param_layout.h"
+
+namespace ferry::parallel {
+
+void register_tensor_parallel_ops();
+
+struct TensorParallelGraph {
+  Graph graph;                       // forward only (autodiff runs later, on the stage)
+  std::vector<ParamOrigin> origins;  // per parameter of `graph`
+  std::map<int, int> value_map;      // source value id → rewritten value id
+};
+
+// Throws UserError naming model.n_head / vocab_size / --tp when the model cannot be split t ways.
+void check_tensor_parallel(const GptConfig& c, int t);
+
+// `source`: a forward GPT graph from build_gpt. group: the collective group of the TP ranks
+// (collective_groups.h; any number when the graph is only planned).
+TensorParallelGraph tensor_parallel_rewrite(const Graph& source, const GptConfig& c, int rank, int t, int group);
+
+}  // namespace ferry::parallel

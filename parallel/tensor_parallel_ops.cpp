@@ -1,0 +1,244 @@
+// parallel/tensor_parallel_ops.cpp — the ops the tensor-parallel rewrite inserts, each forward rule
+// next to its backward (the conjugate pairs of Megatron's mappings):
+//   tp_copy(x) -> y            forward identity         backward: all-reduce of dy (tp_all_reduce)
+//   tp_reduce(x) -> y          forward all-reduce       backward: identity
+//   tp_all_reduce(x) -> y      the all-reduce itself (the kernel of both directions)
+//   vocab_parallel_embedding(tokens, wte_shard, wpe?) -> out        rows outside the shard give 0
+//   vocab_parallel_embedding_backward(dout, tokens) -> (dwte_shard, dwpe)   accumulating
+//   vocab_parallel_cross_entropy(logits_shard, targets) -> (losses, loss, dlogits_shard)
+// attrs: group (collective_groups.h), vocab_start (first vocabulary row of this rank's shard);
+// the cross-entropy takes scale and ignore_index like cross_entropy and, like it, writes the
+// logits' gradient in its forward pass and must be the root of autodiff.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <mutex>
+
+#include "engine/autodiff.h"
+#include "engine/ops/ops.h"
+#include "parallel/collective_groups.h"
+#include "parallel/tensor_parallel.h"
+
+namespace ferry::parallel {
+
+namespace {
+
+template <typename T>
+constexpr DType comm_type() {
+  return std::is_same_v<T, float> ? DType::f32 : DType::f64;
+}
+
+void all_reduce_kernel(KernelCall& c) {
+  if (c.out[0].data != c.in[0].data) std::memcpy(c.out[0].data, c.in[0].data, c.in[0].nbytes());
+  dispatch_float(c.in[0].dtype, [&](auto tag) {
+    using T = decltype(tag);
+    collective_group(c.node.attrs.i("group"))
+        .all_reduce(c.out[0].data, static_cast<size_t>(c.out[0].numel()), comm_type<T>(), ReduceOp::sum);
+  });
+}
+
+std::vector<OutputSpec> same_as_input(const Graph& g, const Node& n) {
+  const Value& x = g.values[n.in[0]];
+  return {{x.shape, x.dtype}};
+}
+
+OpDef identity_shaped(const char* name) {
+  OpDef d;
+  d.name = name;
+  d.infer = same_as_input;
+  d.inplace_out = 0;
+  d.inplace_in = 0;
+  return d;
+}
+
+template <typename T>
+void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int BT, int T_, int C, int start,
+                       int rows) {
+  for (int i = 0; i < BT; ++i) {
+    const int row = tokens[i] - start;
+    const T* e = row >= 0 && row < rows ? wte + static_cast<size_t>(row) * C : nullptr;
+    const T* p = wpe ? wpe + static_cast<size_t>(i % T_) * C : nullptr;
+    T* o = out + static_cast<size_t>(i) * C;
+    for (int k = 0; k < C; ++k) o[k] = (e ? e[k] : T(0)) + (p ? p[k] : T(0));
+  }
+}
+
+// Sequential over tokens: every gradient row is summed in token order, whatever the thread count.
+template <typename T>
+void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int BT, int T_, int C, int start,
+                        int rows) {
+  for (int i = 0; i < BT; ++i) {
+    const T* d = dout + static_cast<size_t>(i) * C;
+    const int row = tokens[i] - start;
+    if (dwte && row >= 0 && row < rows) {
+      T* w = dwte + static_cast<size_t>(row) * C;
+      for (int k = 0; k < C; ++k) w[k] += d[k];
+    }
+    if (dwpe) {
+      T* p = dwpe + static_cast<size_t>(i % T_) * C;
+      for (int k = 0; k < C; ++k) p[k] += d[k];
+    }
+  }
+}
+
+// The reference cross-entropy (kernels/cpu/cross_entropy.cpp) with the vocabulary split over the
+// group: the row maxima, the exp-sums and the target logits are all-reduced between the passes.
+template <typename T>
+T vocab_parallel_cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, int start,
+                               T scale, int32_t ignore_index, Communicator& comm) {
+  int n_valid = 0;
+  for (int n = 0; n < N; ++n) n_valid += targets[n] != ignore_index;
+  const T inv_valid = n_valid ? T(1) / T(n_valid) : T(0);
+  std::vector<T> row_max(N), sums(2 * static_cast<size_t>(N));
+  for (int n = 0; n < N; ++n) {
+    const T* x = logits + static_cast<size_t>(n) * V;
+    T mx = x[0];
+    for (int v = 1; v < V; ++v) mx = x[v] > mx ? x[v] : mx;
+    row_max[n] = mx;
+  }
+  comm.all_reduce(row_max.data(), row_max.size(), comm_type<T>(), ReduceOp::max);
+  for (int n = 0; n < N; ++n) {
+    const T* x = logits + static_cast<size_t>(n) * V;
+    T sum = 0;
+    for (int v = 0; v < V; ++v) sum += std::exp(x[v] - row_max[n]);
+    const int local = targets[n] - start;
+    sums[2 * n] = sum;
+    sums[2 * n + 1] = targets[n] != ignore_index && local >= 0 && local < V ? x[local] : T(0);
+  }
+  comm.all_reduce(sums.data(), sums.size(), comm_type<T>(), ReduceOp::sum);
+  T total = 0;
+  for (int n = 0; n < N; ++n) {
+    T* dx = dlogits ? dlogits + static_cast<size_t>(n) * V : nullptr;
+    if (targets[n] == ignore_index) {
+      losses[n] = 0;
+      if (dx) std::fill(dx, dx + V, T(0));
+      continue;
+    }
+    const T lse = row_max[n] + std::log(sums[2 * n]);
+    losses[n] = lse - sums[2 * n + 1];
+    total += losses[n];
+    if (dx) {
+      const T* x = logits + static_cast<size_t>(n) * V;
+      const T g = scale * inv_valid;
+      const int local = targets[n] - start;
+      for (int v = 0; v < V; ++v) dx[v] = g * (std::exp(x[v] - lse) - (v == local ? T(1) : T(0)));
+    }
+  }
+  return total * inv_valid;
+}
+
+void register_all_ops() {
+  OpDef all_reduce = identity_shaped("tp_all_reduce");
+  all_reduce.cpu = all_reduce_kernel;
+  register_op(all_reduce);
+
+  // Identity forward; the gradient of a replicated input is the sum over the ranks that used it.
+  OpDef copy = identity_shaped("tp_copy");
+  copy.backward = [](Autodiff& ad, int i) {
+    const Node& n = ad.node(i);
+    if (!ad.needs_grad(n.in[0])) return;
+    ad.contribute(n.in[0], ad.emit("tp_all_reduce", {ad.grad_of(n.out[0])}, n.attrs, {Graph::kNew})[0]);
+  };
+  copy.cpu = [](KernelCall& c) {
+    if (c.out[0].data != c.in[0].data) std::memcpy(c.out[0].data, c.in[0].data, c.in[0].nbytes());
+  };
+  register_op(copy);
+
+  // All-reduce forward; every rank's partial sum receives the whole (replicated) gradient.
+  OpDef reduce = identity_shaped("tp_reduce");
+  reduce.backward = [](Autodiff& ad, int i) {
+    const Node& n = ad.node(i);
+    if (ad.needs_grad(n.in[0])) ad.contribute(n.in[0], ad.grad_of(n.out[0]));
+  };
+  reduce.cpu = all_reduce_kernel;
+  register_op(reduce);
+
+  OpDef emb;
+  emb.name = "vocab_parallel_embedding";
+  emb.infer = [](const Graph& g, const Node& n) {
+    const Value& tok = g.values[n.in[0]];
+    const Value& wte = g.values[n.in[1]];
+    FERRY_CHECK(tok.dtype == ferry::DType::I32 && tok.shape.size() == 2, "vocab_parallel_embedding tokens must be i32 [B,T]");
+    if (n.in[2] >= 0) FERRY_CHECK(g.values[n.in[2]].shape[1] == wte.shape[1], "vocab_parallel_embedding wpe");
+    return std::vector<OutputSpec>{{{tok.shape[0], tok.shape[1], wte.shape[1]}, wte.dtype}};
+  };
+  emb.backward = [](Autodiff& ad, int i) {
+    const Node& n = ad.node(i);
+    const int dwte = ad.param_grad(n.in[1]);
+    const int dwpe = n.in[2] >= 0 ? ad.param_grad(n.in[2]) : Graph::kSkip;
+    if (dwte == Graph::kSkip && dwpe == Graph::kSkip) return;
+    const Graph& g = ad.graph();
+    Attrs a = n.attrs;
+    a.values["vocab"] = double(g.values[n.in[1]].shape[0]);
+    a.values["channels"] = double(g.values[n.in[1]].shape[1]);
+    a.values["max_seq"] = n.in[2] >= 0 ? double(g.values[n.in[2]].shape[0]) : 1.0;
+    ad.emit("vocab_parallel_embedding_backward", {ad.grad_of(n.out[0]), n.in[0]}, a, {dwte, dwpe});
+  };
+  emb.cpu = [](KernelCall& c) {
+    const auto& s = c.in[0].shape;
+    dispatch_float(c.out[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      embedding_forward<T>(c.out[0].as<T>(), c.in[0].as<int32_t>(), c.in[1].as<T>(), c.in[2] ? c.in[2].as<T>() : nullptr,
+                           static_cast<int>(s[0] * s[1]), static_cast<int>(s[1]), static_cast<int>(c.in[1].shape[1]),
+                           c.node.attrs.i("vocab_start"), static_cast<int>(c.in[1].shape[0]));
+    });
+  };
+  register_op(emb);
+
+  OpDef emb_bwd;
+  emb_bwd.name = "vocab_parallel_embedding_backward";
+  emb_bwd.infer = [](const Graph& g, const Node& n) {
+    const ferry::DType t = g.values[n.in[0]].dtype;
+    const int64_t C = n.attrs.i("channels");
+    return std::vector<OutputSpec>{{{n.attrs.i("vocab"), C}, t}, {{n.attrs.i("max_seq"), C}, t}};
+  };
+  emb_bwd.cpu = [](KernelCall& c) {
+    const auto& s = c.in[1].shape;
+    dispatch_float(c.in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      embedding_backward<T>(c.out[0].as<T>(), c.out[1].as<T>(), c.in[0].as<T>(), c.in[1].as<int32_t>(),
+                            static_cast<int>(s[0] * s[1]), static_cast<int>(s[1]), c.node.attrs.i("channels"),
+                            c.node.attrs.i("vocab_start"), c.node.attrs.i("vocab"));
+    });
+  };
+  register_op(emb_bwd);
+
+  OpDef ce;
+  ce.name = "vocab_parallel_cross_entropy";
+  ce.infer = [](const Graph& g, const Node& n) {
+    const Value& logits = g.values[n.in[0]];
+    const Value& targets = g.values[n.in[1]];
+    Shape rows(logits.shape.begin(), logits.shape.end() - 1);
+    FERRY_CHECK(targets.dtype == ferry::DType::I32 && targets.shape == rows, "vocab_parallel_cross_entropy targets");
+    return std::vector<OutputSpec>{{rows, logits.dtype}, {{1}, logits.dtype}, {logits.shape, logits.dtype}};
+  };
+  ce.backward = [](Autodiff& ad, int i) {
+    const Node& n = ad.node(i);
+    FERRY_CHECK(ad.grad_of(n.out[1]) == Autodiff::kSeed && ad.grad_of(n.out[0]) == -1,
+                "vocab_parallel_cross_entropy must be the loss autodiff starts from");
+    if (ad.needs_grad(n.in[0])) ad.contribute(n.in[0], n.out[2]);
+  };
+  ce.cpu = [](KernelCall& c) {
+    auto [N, V] = rows_cols(c.in[0].shape);
+    dispatch_float(c.in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      *c.out[1].as<T>() = vocab_parallel_cross_entropy<T>(
+          c.out[0].as<T>(), c.training ? c.out[2].as<T>() : nullptr, c.in[0].as<T>(), c.in[1].as<int32_t>(), N, V,
+          c.node.attrs.i("vocab_start"), static_cast<T>(c.node.attrs.get("scale", 1.0)),
+          c.node.attrs.i("ignore_index", -1), collective_group(c.node.attrs.i("group")));
+    });
+  };
+  ce.inplace_out = 2;
+  ce.inplace_in = 0;
+  register_op(ce);
+}
+
+}  // namespace
+
+void register_tensor_parallel_ops() {
+  static std::once_flag once;
+  std::call_once(once, register_all_ops);
+}
+
+}  // namespace ferry::parallel
