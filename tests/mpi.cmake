@@ -2,7 +2,7 @@
 #   *_mpi_test.cpp         one executable each, run under `mpirun -np N` for every N listed on a
 #                          "ferry-mpi-ranks: 2 4" line in the file (default 2 and 4); label mpi
 #   rank_failure_launch    launches mpirun itself: one rank dies or fails, the job must end; label mpi
-#   tests/slurm/run_slurm_test.sh   a real Slurm on localhost runs a 2-rank job; label slurm
+#   tests/slurm/run_slurm_test.sh   a real Slurm on localhost runs a 2-rank `ferry pretrain`; label slurm
 #                          (installs slurm-wlm and munge when missing: run it alone, `ctest -L slurm`)
 if(NOT FERRY_HAVE_MPI)
   message(STATUS "ferry: MPI not found, mpi and slurm tests not registered")
@@ -51,10 +51,16 @@ add_test(NAME rank_failure_launch_test COMMAND rank_failure_launch_test --gtest_
 set_tests_properties(rank_failure_launch_test PROPERTIES LABELS mpi TIMEOUT 400 PROCESSORS 2)
 
 add_test(NAME slurm_localhost_test
-         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/slurm/run_slurm_test.sh $<TARGET_FILE:ferry_mpi_probe>)
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/slurm/run_slurm_test.sh $<TARGET_FILE:ferry>)
 set_tests_properties(slurm_localhost_test PROPERTIES LABELS slurm TIMEOUT 300 RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
 
 add_test(NAME multinode_script_test
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/parallel/multinode_script_test.sh ${CMAKE_SOURCE_DIR}
                  $<TARGET_FILE:ferry_mpi_probe>)
 set_tests_properties(multinode_script_test PROPERTIES LABELS mpi TIMEOUT 120 PROCESSORS 2)
+
+# `ferry pretrain` under mpirun (tp2×dp2 on 4 ranks, pp2 on 2) writes one process's losses.
+add_test(NAME pretrain_mpirun_test
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/parallel/pretrain_mpirun_test.sh "${FERRY_MPIRUN_LINE}"
+                 $<TARGET_FILE:ferry> ${CMAKE_SOURCE_DIR})
+set_tests_properties(pretrain_mpirun_test PROPERTIES LABELS mpi TIMEOUT 300 PROCESSORS 2)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # tests/slurm/run_slurm_test.sh — a real Slurm on localhost runs the repository's batch script
-# (scripts/slurm/pretrain.sbatch) as a 2-task CPU job, and the job's output must show the two ranks
-# working in step. Registered in ctest with label `slurm` (tests/mpi.cmake); run alone with
-# `ctest -L slurm`.
+# (scripts/slurm/pretrain.sbatch) as a 2-task CPU job of `ferry pretrain` (a tiny GPT, data
+# parallel over the two ranks), and the job's output must show the two ranks training in step:
+# for every step both ranks print the same loss and the same hash of their parameters
+# (FERRY_RANK_LOG=1 makes each rank print "ferry-rank: step S rank R … loss L params H").
+# Registered in ctest with label `slurm` (tests/mpi.cmake); run alone with `ctest -L slurm`.
 #
-#   bash tests/slurm/run_slurm_test.sh PATH/TO/ferry_mpi_probe
+#   bash tests/slurm/run_slurm_test.sh PATH/TO/ferry
 #
 # Installs slurm-wlm and munge when missing (needs root; exits 77 = skipped otherwise). Everything
 # else lives in a scratch folder: its own munge key and socket, its own slurm.conf, spool, state,
@@ -13,23 +15,26 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PROBE=${1:+$(realpath "$1")}
+FERRY=${1:+$(realpath "$1")}
 TASKS=2
-
-# What each rank runs, and how one line of its output reads: "step S rank R <value>". The ranks
-# are in step when, for every step, every rank printed a line and all ranks printed the same value.
-# To run the real trainer, set RUN to `ferry pretrain …` (2 ranks) and STEP_LINE to the line it
-# prints per step and rank.
-RUN=${FERRY_SLURM_TEST_RUN:-"$PROBE ping 5"}
-STEP_LINE=${FERRY_SLURM_TEST_STEP_LINE:-'^ferry-ping: step ([0-9]+) rank ([0-9]+) sum (.+)$'}
 STEPS=${FERRY_SLURM_TEST_STEPS:-5}
+
+# What each rank runs: the batch script builds the `ferry pretrain` command from FERRY_BIN,
+# FERRY_CONFIG and FERRY_ARGS, as a user's job would (relative paths are inside the job's scratch
+# folder); FERRY_SLURM_TEST_RUN replaces the whole command. STEP_LINE captures (step) (rank)
+# (the value that must agree between ranks).
+export FERRY_BIN=$FERRY FERRY_CONFIG=$REPO/configs/tiny.toml
+export FERRY_ARGS="--max-steps $STEPS --batch-size 4 --seq-len 32 --eval-every 0 --out run"
+RUN=${FERRY_SLURM_TEST_RUN:-}
+STEP_LINE=${FERRY_SLURM_TEST_STEP_LINE:-'^ferry-rank: step ([0-9]+) rank ([0-9]+) tp [0-9]+ dp [0-9]+ pp [0-9]+ (loss .+)$'}
 TIMEOUT_S=${FERRY_SLURM_TEST_TIMEOUT:-60}
+export FERRY_RANK_LOG=1  # (not OMP_NUM_THREADS: `nproc` below would believe it; the batch script sets it)
 
 say() { echo "slurm-test: $*"; }
 fail() { echo "slurm-test: FAIL: $*" >&2; exit 1; }
 
-if [[ -z "${FERRY_SLURM_TEST_RUN:-}" && ! -x "$PROBE" ]]; then
-  fail "usage: $0 PATH/TO/ferry_mpi_probe (or set FERRY_SLURM_TEST_RUN)"
+if [[ -z "${FERRY_SLURM_TEST_RUN:-}" && ! -x "$FERRY" ]]; then
+  fail "usage: $0 PATH/TO/ferry (or set FERRY_SLURM_TEST_RUN)"
 fi
 
 # ---- install -------------------------------------------------------------------------------
@@ -141,7 +146,7 @@ say "slurm is up ($(sinfo -h -N -o '%N %T %c CPUs'))"
 JOB_ID=$(FERRY_RUN="$RUN" sbatch --parsable --nodes=1 --ntasks-per-node="$TASKS" --cpus-per-task=1 --overcommit \
          --gpus-per-node=0 --time=5 --chdir="$SCRATCH" --output="$SCRATCH/job-%j.out" --error="$SCRATCH/job-%j.out" \
          --export=ALL "$REPO/scripts/slurm/pretrain.sbatch")
-say "submitted job $JOB_ID: $RUN"
+say "submitted job $JOB_ID: ${RUN:-$FERRY_BIN pretrain --config $FERRY_CONFIG $FERRY_ARGS}"
 
 state=
 while :; do
@@ -168,7 +173,7 @@ while IFS= read -r line; do
     value_of["${BASH_REMATCH[1]} ${BASH_REMATCH[2]}"]=${BASH_REMATCH[3]}
   fi
 done <"$OUT"
-for ((step = 0; step < STEPS; step++)); do
+for ((step = 1; step <= STEPS; step++)); do
   first=${value_of["$step 0"]:-}
   [[ -n "$first" ]] || fail "rank 0 printed no line for step $step"
   for ((rank = 1; rank < TASKS; rank++)); do
@@ -178,9 +183,10 @@ for ((step = 0; step < STEPS; step++)); do
   done
 done
 if [[ -z "${FERRY_SLURM_TEST_RUN:-}" ]]; then
-  # The probe also says which launcher it saw: srun, not a stray mpirun or a singleton.
+  # One job of two data-parallel ranks, not two separate worlds of one (srun without PMIx).
   for ((rank = 0; rank < TASKS; rank++)); do
-    grep -q "^ferry-ping: rank $rank of $TASKS launcher slurm" "$OUT" || fail "rank $rank did not see a Slurm launch of $TASKS"
+    grep -q "^ferry-rank: step 1 rank $rank tp 0 dp $rank pp 0 " "$OUT" || fail "rank $rank is not DP rank $rank of one job"
   done
+  grep -q "^ferry: done: $STEPS steps" "$OUT" || fail "ferry pretrain did not finish its $STEPS steps"
 fi
 say "PASS: $TASKS ranks ran $STEPS steps in step under sbatch/srun (job $FINISHED_ID; $SECONDS s in all)"

@@ -1,11 +1,23 @@
 // tools/cli/main.cpp — the `ferry` entry point: collects the registered subcommands, parses, and
 // turns errors into one line and an exit status (2 for bad input, 1 for internal failures).
+// Started by a launcher (mpirun, srun), it first joins the job's MPI world: the communicator every
+// parallel step runner uses (parallel/job_world.h), and a failure on one rank ends every rank.
+// Started any other way it never touches MPI (`ferry --help` works without it).
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "engine/error.h"
+#include "parallel/failure.h"
+#include "parallel/job_world.h"
+#include "parallel/launch_env.h"
 #include "tools/cli/command.h"
+
+#if FERRY_WITH_MPI
+#include "parallel/communicator_mpi.h"
+#endif
 
 namespace ferry::cli {
 
@@ -27,7 +39,9 @@ int exit_code() { return g_exit_code; }
 
 }  // namespace ferry::cli
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_cli(int argc, char** argv) {
   CLI::App app{
       "ferry — a GPU-native training engine: pretrain GPT-2-family and BERT-style models, fine-tune them on new "
       "tasks, benchmark the kernels."};
@@ -53,4 +67,33 @@ int main(int argc, char** argv) {
     return 1;
   }
   return ferry::cli::exit_code();
+}
+
+// True when mpirun or srun started this process as a rank of a job.
+bool launched_as_rank() {
+  try {
+    return ferry::parallel::detect_launch_env().launcher != "none";
+  } catch (const ferry::UserError& e) {
+    std::fprintf(stderr, "ferry: error: %s\n", e.what());
+    std::exit(2);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+#if FERRY_WITH_MPI
+  if (launched_as_rank()) {
+    namespace par = ferry::parallel;
+    par::MpiSession mpi(&argc, &argv);
+    par::MpiOptions options;
+    // A collective that waits this long means a peer hangs: end the job (failure.h).
+    options.collective_timeout = std::chrono::seconds(600);
+    par::set_job_world(par::make_mpi_world_communicator(options));
+    const int status = par::run_rank([&] { return run_cli(argc, argv); });
+    par::set_job_world(nullptr);
+    return status;
+  }
+#endif
+  return run_cli(argc, argv);
 }
