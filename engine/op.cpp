@@ -26,6 +26,13 @@ void register_op(OpDef def) {
   table()[def.name] = std::move(def);
 }
 
+void set_op_kernel(const std::string& op, Device device, KernelFn fn) {
+  ensure_builtins();
+  auto it = table().find(op);
+  FERRY_CHECK(it != table().end(), "set_op_kernel: unknown op '", op, "'");
+  (device == Device::CPU ? it->second.cpu : it->second.cuda) = std::move(fn);
+}
+
 const OpDef& op_def(const std::string& name) {
   ensure_builtins();
   auto it = table().find(name);

@@ -42,6 +42,9 @@ struct OpDef {
 };
 
 void register_op(OpDef def);
+// Attaches (or replaces) one backend's kernel of an op defined elsewhere: the CUDA kernels live in
+// engine/cuda/ and attach themselves when the CUDA backend starts, so CPU-only files stay CPU-only.
+void set_op_kernel(const std::string& op, Device device, KernelFn fn);
 const OpDef& op_def(const std::string& name);
 bool has_op(const std::string& name);
 
