@@ -17,6 +17,7 @@ const std::map<std::string, GptConfig>& presets() {
       {"gpt2-350m", {"gpt2-350m", 24, 16, 1024, 50257, 1024, true, true}},
       {"gpt2-774m", {"gpt2-774m", 36, 20, 1280, 50257, 1024, true, true}},
       {"gpt2-1558m", {"gpt2-1558m", 48, 25, 1600, 50257, 1024, true, true}},
+      {"gpt3-175b", {"gpt3-175b", 96, 96, 12288, 50257, 2048, true, true}},
       {"tiny", {"tiny", 4, 4, 128, 256, 256, true, true}},
       {"micro", {"micro", 2, 4, 64, 256, 128, true, true}},
       {"nano", {"nano", 1, 2, 16, 32, 16, true, true}},
