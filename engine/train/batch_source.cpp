@@ -8,21 +8,37 @@
 
 namespace ferry {
 
-TokenStreamSource::TokenStreamSource(std::vector<int32_t> tokens, int B, int T)
-    : tokens_(std::move(tokens)), B_(B), T_(T) {
+TokenStreamSource::TokenStreamSource(std::vector<int32_t> tokens, int B, int T, int dp_rank, int dp_size)
+    : tokens_(std::move(tokens)), B_(B), T_(T), dp_rank_(dp_rank), dp_size_(dp_size) {
+  FERRY_CHECK(dp_size_ >= 1 && dp_rank_ >= 0 && dp_rank_ < dp_size_, "bad data-parallel slice");
   if (tokens_.size() < static_cast<size_t>(T) + 1)
     user_error("data: ", tokens_.size(), " tokens cannot fill one sequence of ", T, "+1 tokens");
 }
 
 void TokenStreamSource::next(int32_t* inputs, int32_t* targets) {
-  for (int b = 0; b < B_; ++b) {
+  for (int row = 0; row < dp_size_ * B_; ++row) {
     if (cursor_ + T_ + 1 > tokens_.size()) cursor_ = 0;
-    for (int t = 0; t < T_; ++t) {
-      inputs[b * T_ + t] = tokens_[cursor_ + t];
-      targets[b * T_ + t] = tokens_[cursor_ + t + 1];
+    if (row / B_ == dp_rank_) {
+      const int b = row % B_;
+      for (int t = 0; t < T_; ++t) {
+        inputs[b * T_ + t] = tokens_[cursor_ + t];
+        targets[b * T_ + t] = tokens_[cursor_ + t + 1];
+      }
     }
     cursor_ += T_;
   }
+}
+
+nlohmann::json ShardSource::position() const {
+  nlohmann::json j;
+  data::to_json(j, loader_.position());
+  return j;
+}
+
+void ShardSource::restore(const nlohmann::json& pos) {
+  data::LoaderPosition p;
+  data::from_json(pos, p);
+  loader_.restore(p);
 }
 
 void TokenStreamSource::restore(const nlohmann::json& pos) {

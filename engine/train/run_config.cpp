@@ -120,6 +120,11 @@ RunConfig parse_run_config(const std::string& text, const std::string& source) {
     s.read("out_dir", t.out_dir);
     s.read("device", t.device);
     s.read("memory_limit_gb", t.memory_limit_gb);
+    s.read("checkpoint_every", t.checkpoint_every);
+    s.read("keep_checkpoints", t.keep_checkpoints);
+    s.read("sample_every", t.sample_every);
+    s.read("sample_prompt", t.sample_prompt);
+    s.read("sample_tokens", t.sample_tokens);
     s.reject_unknown();
   }
   {
@@ -127,6 +132,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& source) {
     s.read("source", c.data.source);
     s.read("path", c.data.path);
     s.read("val_fraction", c.data.val_fraction);
+    s.read("shuffle", c.data.shuffle);
     s.reject_unknown();
   }
   {
@@ -176,6 +182,10 @@ void validate_run_config(const RunConfig& c) {
   if (t.device != "auto" && t.device != "cpu" && t.device != "cuda")
     user_error("train.device must be auto, cpu or cuda, got '", t.device, "'");
   if (t.memory_limit_gb < 0) user_error("train.memory_limit_gb must not be negative");
+  if (t.checkpoint_every < 0) user_error("train.checkpoint_every must not be negative (0 disables), got ", t.checkpoint_every);
+  if (t.keep_checkpoints < 0) user_error("train.keep_checkpoints must not be negative (0 keeps all), got ", t.keep_checkpoints);
+  if (t.sample_every < 0) user_error("train.sample_every must not be negative (0 disables), got ", t.sample_every);
+  if (t.sample_tokens <= 0) user_error("train.sample_tokens must be positive, got ", t.sample_tokens);
   const std::string& src = c.data.source;
   if (src != "synthetic" && src != "text" && src != "shards")
     user_error("data.source must be synthetic, text or shards, got '", src, "'");
@@ -209,8 +219,14 @@ nlohmann::json to_json(const RunConfig& c) {
         {"eval_every", t.eval_every},     {"eval_batches", t.eval_batches},
         {"log_every", t.log_every},       {"seed", t.seed},
         {"out_dir", t.out_dir},           {"device", t.device},
-        {"memory_limit_gb", t.memory_limit_gb}}},
-      {"data", {{"source", c.data.source}, {"path", c.data.path}, {"val_fraction", c.data.val_fraction}}},
+        {"memory_limit_gb", t.memory_limit_gb}, {"checkpoint_every", t.checkpoint_every},
+        {"keep_checkpoints", t.keep_checkpoints}, {"sample_every", t.sample_every},
+        {"sample_prompt", t.sample_prompt}, {"sample_tokens", t.sample_tokens}}},
+      {"data",
+       {{"source", c.data.source},
+        {"path", c.data.path},
+        {"val_fraction", c.data.val_fraction},
+        {"shuffle", c.data.shuffle}}},
       {"parallel", {{"tp", c.parallel.tp}, {"pp", c.parallel.pp}, {"zero1", c.parallel.zero1}}},
   };
 }

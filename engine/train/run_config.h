@@ -28,6 +28,11 @@ struct TrainConfig {
   std::string out_dir = "runs/default";
   std::string device = "auto";
   double memory_limit_gb = 0;  // 0: whatever the backend has
+  int checkpoint_every = 0;    // steps between checkpoints in <out_dir>/checkpoints (0: none)
+  int keep_checkpoints = 3;    // newest checkpoints kept (0: all)
+  int sample_every = 0;        // steps between printed samples (0: none)
+  std::string sample_prompt = "The";
+  int sample_tokens = 32;
 };
 
 struct DataConfig {
@@ -36,6 +41,7 @@ struct DataConfig {
   std::string source = "synthetic";
   std::string path;
   double val_fraction = 0.1;
+  bool shuffle = false;  // shards: seeded shuffling of shards and windows (train split only)
 };
 
 // The rank grid tp × dp × pp (TP innermost); dp is what the world size leaves.

@@ -1,11 +1,20 @@
 // engine/train/trainer.h — the pretraining loop: schedule, gradient accumulation, clipping, periodic
-// validation, metrics (metrics.jsonl) and progress on the terminal. Same seed, same bits.
+// validation, metrics (metrics.jsonl), progress on the terminal, checkpoints and resume, samples.
+// Same seed, same bits — also across a kill and a resume.
+//
+// Test-only hook: with FERRY_TEST_KILL_AFTER_CHECKPOINT=<step> in the environment the process raises
+// SIGKILL right after the checkpoint of that step is on disk (the resume test's crash).
 #pragma once
+#include <filesystem>
+#include <functional>
 #include <limits>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "engine/train/batch_source.h"
 #include "engine/train/run_config.h"
+#include "engine/train/step.h"
 
 namespace ferry {
 
@@ -14,6 +23,7 @@ struct TrainSummary {
   double final_val_loss = std::numeric_limits<double>::quiet_NaN();
   double final_train_loss = std::numeric_limits<double>::quiet_NaN();
   int steps = 0;
+  int resumed_from = 0;  // the checkpoint's step, 0 for a fresh run
   double tokens_per_s = 0;
   size_t arena_bytes = 0;
   size_t unshared_bytes = 0;
@@ -24,9 +34,32 @@ struct DataSources {
   std::unique_ptr<BatchSource> val;
 };
 
-// The train/validation sources that RunConfig::data names.
-DataSources make_data_sources(const RunConfig& c);
+// The train/validation sources that RunConfig::data names, for one data-parallel slice. Shards:
+// data.path is a folder (splits "train" and "val") or a glob of train shards (the validation glob
+// replaces `_train_` by `_val_`); token ids are checked against model.vocab_size.
+DataSources make_data_sources(const RunConfig& c, StepRunner::DataShard shard = {});
 
-TrainSummary pretrain(const RunConfig& c, DataSources data);
+struct PretrainOptions {
+  // "" starts fresh; "auto" continues from the newest checkpoint in <out_dir>/checkpoints when there
+  // is one (else starts fresh); anything else is a checkpoint file to continue from.
+  std::string resume;
+  // Text ↔ token ids for samples; unset: bytes (byte-level models). The CLI supplies the GPT-2
+  // tokenizer for BPE vocabularies (the engine does not depend on tools/).
+  std::function<std::vector<int32_t>(const std::string&)> encode;
+  std::function<std::string(const std::vector<int32_t>&)> decode;
+  // Called on the output rank after every validation and at the end with the metrics file (the CLI
+  // draws the loss curve beside it).
+  std::function<void(const std::filesystem::path& metrics_file)> on_metrics;
+};
+
+// Sources built here for the runner's data slice.
+TrainSummary pretrain(const RunConfig& c, const PretrainOptions& o);
+// Sources given (single-process tests and tools).
+TrainSummary pretrain(const RunConfig& c, DataSources data, const PretrainOptions& o = {});
+
+// Where a run keeps its checkpoints.
+inline std::filesystem::path checkpoint_dir(const RunConfig& c) {
+  return std::filesystem::path(c.train.out_dir) / "checkpoints";
+}
 
 }  // namespace ferry

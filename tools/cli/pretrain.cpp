@@ -1,10 +1,14 @@
 // tools/cli/pretrain.cpp — `ferry pretrain`: train a GPT from a config file plus overrides.
+#include <filesystem>
 #include <memory>
 #include <optional>
 
 #include "engine/error.h"
 #include "engine/train/trainer.h"
 #include "tools/cli/command.h"
+#include "tools/data/prepare_corpus.h"
+#include "tools/plot/loss_plot.h"
+#include "tools/tokenizer/gpt2_tokenizer.h"
 
 namespace {
 
@@ -14,8 +18,14 @@ struct PretrainArgs {
   bool zero1 = false;
   std::optional<uint64_t> seed;
   std::optional<float> lr;
-  std::optional<std::string> out_dir, data, device;
+  std::optional<std::string> out_dir, data, device, resume;
 };
+
+// Shards are token files; anything else given to --data is a text file read byte-level.
+bool looks_like_shards(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_directory(path, ec) || path.find(".bin") != std::string::npos;
+}
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<PretrainArgs>();
@@ -27,8 +37,12 @@ void setup(CLI::App& app) {
   app.add_option("--lr", a->lr, "override train.lr (peak learning rate)");
   app.add_option("--eval-every", a->eval_every, "override train.eval_every (0 disables validation)");
   app.add_option("--seed", a->seed, "override train.seed");
-  app.add_option("--out", a->out_dir, "override train.out_dir (metrics.jsonl, config.json)");
-  app.add_option("--data", a->data, "override data.path (a text file, or shards: a folder or glob)");
+  app.add_option("--out", a->out_dir, "override train.out_dir (metrics.jsonl, loss.svg, checkpoints/)");
+  app.add_option("--data", a->data, "override data.path: token shards (a folder or a glob of *_train_*.bin) or a text file");
+  app.add_option("--resume", a->resume,
+                 "continue from a checkpoint file, or 'auto': the newest in <out>/checkpoints if any")
+      ->expected(0, 1)
+      ->default_str("auto");
   app.add_option("--device", a->device, "override train.device: auto, cpu or cuda");
   app.add_option("--tp", a->tp, "override parallel.tp (tensor-parallel ranks; dp = world / (tp*pp))");
   app.add_option("--pp", a->pp, "override parallel.pp (pipeline stages)");
@@ -50,10 +64,23 @@ void setup(CLI::App& app) {
     if (a->zero1) c.parallel.zero1 = true;
     if (a->data) {
       c.data.path = *a->data;
-      if (c.data.source == "synthetic") c.data.source = "text";
+      c.data.source = looks_like_shards(*a->data) ? "shards" : "text";
     }
+    if (c.data.source == "shards" && c.data.path.empty()) c.data.path = ferry::data::default_corpus_dir().string();
     ferry::validate_run_config(c);
-    ferry::pretrain(c, ferry::make_data_sources(c));
+    ferry::PretrainOptions o;
+    if (a->resume) o.resume = a->resume->empty() ? "auto" : *a->resume;
+    if (c.model.vocab_size == ferry::tokenizer::Gpt2Tokenizer::kVocabSize && c.train.sample_every > 0) {
+      auto tok = std::make_shared<ferry::tokenizer::Gpt2Tokenizer>(
+          ferry::tokenizer::Gpt2Tokenizer::load(ferry::tokenizer::Gpt2Tokenizer::default_dir()));
+      o.encode = [tok](const std::string& s) { return tok->encode(s); };
+      o.decode = [tok](const std::vector<int32_t>& ids) { return tok->decode(ids); };
+    }
+    const std::string title = "ferry pretrain: " + c.model.preset + " on " + c.data.source;
+    o.on_metrics = [title](const std::filesystem::path& metrics) {
+      ferry::plot::write_loss_plot(metrics, metrics.parent_path() / "loss.svg", title);
+    };
+    ferry::pretrain(c, o);
   });
 }
 

@@ -1,0 +1,223 @@
+// engine/checkpoint/checkpoint.cpp
+#include "engine/checkpoint/checkpoint.h"
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <regex>
+
+#include "engine/checkpoint/atomic_file.h"
+#include "engine/checkpoint/hash64.h"
+#include "engine/error.h"
+
+namespace ferry {
+
+namespace {
+
+constexpr char kMagic[8] = {'F', 'E', 'R', 'R', 'Y', 'C', 'K', 'P'};
+constexpr size_t kHeaderBytes = 32;
+
+struct Array {
+  const char* name;
+  const std::vector<float>* data;
+};
+
+}  // namespace
+
+nlohmann::json gpt_config_to_json(const GptConfig& c) {
+  return {{"preset", c.preset},       {"n_layer", c.n_layer},       {"n_head", c.n_head},
+          {"n_embd", c.n_embd},       {"vocab_size", c.vocab_size}, {"max_seq_len", c.max_seq_len},
+          {"tied_head", c.tied_head}, {"causal", c.causal}};
+}
+
+GptConfig gpt_config_from_json(const nlohmann::json& j, const std::string& where) {
+  GptConfig c;
+  auto get = [&](const char* key, auto& out) {
+    if (!j.is_object() || !j.contains(key)) user_error(where, ": model config lacks '", key, "'");
+    try {
+      j.at(key).get_to(out);
+    } catch (const nlohmann::json::exception&) {
+      user_error(where, ": model config field '", key, "' has the wrong type");
+    }
+  };
+  get("preset", c.preset);
+  get("n_layer", c.n_layer);
+  get("n_head", c.n_head);
+  get("n_embd", c.n_embd);
+  get("vocab_size", c.vocab_size);
+  get("max_seq_len", c.max_seq_len);
+  get("tied_head", c.tied_head);
+  get("causal", c.causal);
+  return c;
+}
+
+std::string model_difference(const GptConfig& a, const GptConfig& b) {
+  auto field = [](const char* name, auto x, auto y) -> std::string {
+    if (x == y) return "";
+    return std::string("model.") + name + ": " + std::to_string(x) + " vs " + std::to_string(y);
+  };
+  for (const std::string& d : {field("n_layer", a.n_layer, b.n_layer), field("n_head", a.n_head, b.n_head),
+                               field("n_embd", a.n_embd, b.n_embd), field("vocab_size", a.vocab_size, b.vocab_size),
+                               field("max_seq_len", a.max_seq_len, b.max_seq_len),
+                               field("tied_head", int(a.tied_head), int(b.tied_head)),
+                               field("causal", int(a.causal), int(b.causal))})
+    if (!d.empty()) return d;
+  return "";
+}
+
+std::vector<CheckpointParam> gpt_param_table(const GptConfig& c) {
+  GptBuildOptions o;
+  o.with_loss = false;
+  const GptGraph g = build_gpt(c, o);
+  std::vector<CheckpointParam> table;
+  for (const ParamInfo& p : g.graph.params)
+    table.push_back({p.name, static_cast<uint64_t>(p.offset), static_cast<uint64_t>(p.numel)});
+  return table;
+}
+
+void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ck) {
+  const bool with_adam = !ck.adam_m.empty() || !ck.adam_v.empty();
+  FERRY_CHECK(!with_adam || (ck.adam_m.size() == ck.parameters.size() && ck.adam_v.size() == ck.parameters.size()),
+              "optimizer state must match the parameters in size");
+  std::vector<Array> arrays = {{"params", &ck.parameters}};
+  if (with_adam) {
+    arrays.push_back({"adam_m", &ck.adam_m});
+    arrays.push_back({"adam_v", &ck.adam_v});
+  }
+  nlohmann::json meta = {{"format", "ferry-checkpoint"}, {"step", ck.step},
+                         {"model", gpt_config_to_json(ck.model)}, {"adam_steps", ck.adam_steps},
+                         {"state", ck.state}};
+  meta["params"] = nlohmann::json::array();
+  for (const auto& p : ck.params) meta["params"].push_back({{"name", p.name}, {"offset", p.offset}, {"numel", p.numel}});
+  meta["arrays"] = nlohmann::json::array();
+  uint64_t payload = 0;
+  for (const Array& a : arrays) {
+    meta["arrays"].push_back({{"name", a.name}, {"dtype", "f32"}, {"count", a.data->size()}});
+    payload += a.data->size() * sizeof(float);
+  }
+  const std::string meta_text = meta.dump();
+
+  unsigned char header[kHeaderBytes] = {};
+  std::memcpy(header, kMagic, 8);
+  const uint32_t version = kCheckpointVersion;
+  std::memcpy(header + 8, &version, 4);
+  const uint64_t meta_bytes = meta_text.size();
+  std::memcpy(header + 16, &meta_bytes, 8);
+  std::memcpy(header + 24, &payload, 8);
+
+  Hash64 hash;
+  AtomicFile out(path);
+  auto put = [&](const void* p, size_t n) {
+    hash.update(p, n);
+    out.write(p, n);
+  };
+  put(header, kHeaderBytes);
+  put(meta_text.data(), meta_text.size());
+  for (const Array& a : arrays) put(a.data->data(), a.data->size() * sizeof(float));
+  const uint64_t digest = hash.digest();
+  out.write(&digest, sizeof digest);
+  out.commit();
+}
+
+Checkpoint read_checkpoint(const std::filesystem::path& path) {
+  const std::string where = path.string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) user_error(where, ": cannot open the checkpoint (missing or unreadable)");
+  std::error_code ec;
+  const uint64_t file_bytes = std::filesystem::file_size(path, ec);
+  if (ec) user_error(where, ": cannot read the checkpoint's size");
+  unsigned char header[kHeaderBytes];
+  if (file_bytes < kHeaderBytes + 8 || !in.read(reinterpret_cast<char*>(header), kHeaderBytes))
+    user_error(where, ": truncated checkpoint (", file_bytes, " bytes, shorter than a header)");
+  if (std::memcmp(header, kMagic, 8) != 0) user_error(where, ": not a ferry checkpoint (bad magic)");
+  uint32_t version;
+  uint64_t meta_bytes, payload;
+  std::memcpy(&version, header + 8, 4);
+  std::memcpy(&meta_bytes, header + 16, 8);
+  std::memcpy(&payload, header + 24, 8);
+  if (version != kCheckpointVersion)
+    user_error(where, ": checkpoint format version ", version, " (this build reads version ", kCheckpointVersion, ")");
+  if (meta_bytes > file_bytes || payload > file_bytes || kHeaderBytes + meta_bytes + payload + 8 != file_bytes)
+    user_error(where, ": truncated or padded checkpoint (", file_bytes, " bytes; the header says ",
+               kHeaderBytes + meta_bytes + payload + 8, ")");
+
+  Hash64 hash;
+  hash.update(header, kHeaderBytes);
+  std::string meta_text(meta_bytes, '\0');
+  in.read(meta_text.data(), static_cast<std::streamsize>(meta_bytes));
+  hash.update(meta_text.data(), meta_text.size());
+  nlohmann::json meta = nlohmann::json::parse(meta_text, nullptr, false);
+  // The checksum is checked before anything parsed is trusted, so read the arrays as raw bytes first.
+  std::vector<char> body(payload);
+  in.read(body.data(), static_cast<std::streamsize>(payload));
+  hash.update(body.data(), body.size());
+  uint64_t stored = 0;
+  in.read(reinterpret_cast<char*>(&stored), sizeof stored);
+  if (!in) user_error(where, ": truncated checkpoint (read failed)");
+  if (stored != hash.digest()) user_error(where, ": corrupted checkpoint (checksum mismatch)");
+  if (meta.is_discarded() || !meta.is_object()) user_error(where, ": corrupted checkpoint (bad metadata)");
+
+  Checkpoint ck;
+  try {
+    ck.step = meta.at("step").get<int64_t>();
+    ck.model = gpt_config_from_json(meta.at("model"), where);
+    ck.adam_steps = meta.at("adam_steps").get<int64_t>();
+    ck.state = meta.at("state");
+    for (const auto& p : meta.at("params"))
+      ck.params.push_back({p.at("name").get<std::string>(), p.at("offset").get<uint64_t>(), p.at("numel").get<uint64_t>()});
+    uint64_t at = 0;
+    for (const auto& a : meta.at("arrays")) {
+      const std::string name = a.at("name").get<std::string>();
+      const uint64_t count = a.at("count").get<uint64_t>();
+      if (at + count * sizeof(float) > payload) user_error(where, ": array '", name, "' runs past the payload");
+      std::vector<float>* dst = name == "params" ? &ck.parameters
+                                : name == "adam_m" ? &ck.adam_m
+                                : name == "adam_v" ? &ck.adam_v
+                                                   : nullptr;
+      if (!dst) user_error(where, ": unknown array '", name, "'");
+      dst->resize(count);
+      std::memcpy(dst->data(), body.data() + at, count * sizeof(float));
+      at += count * sizeof(float);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    user_error(where, ": checkpoint metadata is malformed (", e.what(), ")");
+  }
+  if (ck.adam_m.size() != ck.adam_v.size() || (!ck.adam_m.empty() && ck.adam_m.size() != ck.parameters.size()))
+    user_error(where, ": optimizer state does not match the parameters in size");
+  uint64_t expected = 0;
+  for (const auto& p : ck.params) expected = std::max<uint64_t>(expected, p.offset + p.numel);
+  if (expected != ck.parameters.size())
+    user_error(where, ": the parameter table covers ", expected, " values but the file holds ", ck.parameters.size());
+  return ck;
+}
+
+std::filesystem::path checkpoint_file(const std::filesystem::path& dir, int64_t step) {
+  char name[40];
+  std::snprintf(name, sizeof name, "step_%08lld.ckpt", static_cast<long long>(step));
+  return dir / name;
+}
+
+std::vector<std::pair<int64_t, std::filesystem::path>> list_checkpoints(const std::filesystem::path& dir) {
+  std::vector<std::pair<int64_t, std::filesystem::path>> found;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return found;
+  static const std::regex pattern(R"(step_(\d{8,})\.ckpt)");
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && std::regex_match(name, m, pattern)) found.emplace_back(std::stoll(m[1].str()), e.path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+void prune_checkpoints(const std::filesystem::path& dir, int keep) {
+  if (keep <= 0) return;
+  auto all = list_checkpoints(dir);
+  for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {
+    std::error_code ec;
+    std::filesystem::remove(all[i].second, ec);
+  }
+}
+
+}  // namespace ferry

@@ -1,0 +1,57 @@
+// tools/cli/generate.cpp — `ferry generate`: continue a prompt with a trained model (a ferry
+// checkpoint, an llm.c model file or safetensors).
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include "engine/backend.h"
+#include "engine/error.h"
+#include "engine/generate/sampler.h"
+#include "tools/cli/command.h"
+#include "tools/convert/load_model.h"
+
+namespace {
+
+struct GenerateArgs {
+  std::string checkpoint, prompt, device = "auto";
+  int max_tokens = 64;
+  float temperature = 1.0f;
+  int top_k = 40;
+  uint64_t seed = 1337;
+  std::optional<int> n_head;
+};
+
+void setup(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  app.add_option("--checkpoint", a->checkpoint, "model: ferry .ckpt, llm.c .bin or .safetensors")->required();
+  app.add_option("--prompt", a->prompt, "text to continue")->required();
+  app.add_option("--max-tokens", a->max_tokens, "new tokens to generate")->capture_default_str();
+  app.add_option("--temperature", a->temperature, "softmax temperature (0: greedy)")->capture_default_str();
+  app.add_option("--top-k", a->top_k, "sample among the k likeliest tokens (0: all)")->capture_default_str();
+  app.add_option("--seed", a->seed, "sampling seed (same seed, same text)")->capture_default_str();
+  app.add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  app.add_option("--n-head", a->n_head, "attention heads, when a safetensors input does not say");
+  app.callback([a] {
+    if (a->max_tokens <= 0) ferry::user_error("--max-tokens must be positive, got ", a->max_tokens);
+    if (a->temperature < 0) ferry::user_error("--temperature must not be negative, got ", a->temperature);
+    if (a->top_k < 0) ferry::user_error("--top-k must not be negative, got ", a->top_k);
+    const ferry::Checkpoint m = ferry::convert::load_any_model(a->checkpoint, a->n_head);
+    const auto codec = ferry::convert::codec_for_vocab(m.model.vocab_size);
+    auto backend = ferry::make_backend(a->device);
+    ferry::Generator gen(m.model, *backend, m.model.max_seq_len);
+    gen.set_parameters(m.parameters);
+    ferry::SamplingOptions o;
+    o.max_new_tokens = a->max_tokens;
+    o.temperature = a->temperature;
+    o.top_k = a->top_k;
+    ferry::Rng rng(a->seed);
+    const std::vector<int32_t> ids = gen.generate(codec.encode(a->prompt), o, rng);
+    const std::string text = a->prompt + codec.decode(ids);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fputc('\n', stdout);
+  });
+}
+
+}  // namespace
+
+FERRY_COMMAND(generate, "generate", "Continue a prompt with a trained GPT (checkpoint, llm.c or safetensors)", setup);

@@ -1,0 +1,26 @@
+// tools/plot/loss_plot.h — the loss curve of a run as a hand-written SVG (no plotting dependency):
+// train loss per step and validation loss at its evaluation steps, on shared axes.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ferry::plot {
+
+struct Series {
+  std::string label;
+  std::string color;  // any SVG colour
+  std::vector<std::pair<double, double>> points;  // (step, loss)
+};
+
+// A complete SVG document (width × height pixels) with axes, ticks, a legend and one polyline per
+// non-empty series. Non-finite points are skipped.
+std::string loss_curve_svg(const std::vector<Series>& series, const std::string& title, int width = 720,
+                           int height = 420);
+
+// Reads metrics.jsonl (train_loss, val_loss by step) and writes the SVG atomically to svg_path.
+// Throws UserError naming the file when it cannot be read or written.
+void write_loss_plot(const std::filesystem::path& metrics_jsonl, const std::filesystem::path& svg_path,
+                     const std::string& title);
+
+}  // namespace ferry::plot
