@@ -52,7 +52,10 @@ step configure 90 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Relea
 # -k 0: a broken file in another room does not stop the kernels, their tests and the bench.
 step build 240 cmake --build "$BUILD" -j "$JOBS" -- -k 0
 step gpu_tests 120 ctest --test-dir "$BUILD" -L gpu --output-on-failure -j 4 --timeout 100
-step kernels_bench 150 "$BUILD/benchmarks/kernels_bench" --json "$OUT/kernels.json"
+# --attention-choice: the verdict `--attention auto` reads (copy it to ~/.cache/ferry/ or point
+# FERRY_ATTENTION_CHOICE at it).
+step kernels_bench 150 "$BUILD/benchmarks/kernels_bench" --json "$OUT/kernels.json" \
+  --attention-choice "$OUT/attention_choice.json"
 
 ANCHOR=""
 for candidate in "$ROOT/shared/bench/torch_anchor.py" "$ROOT/../shared/bench/torch_anchor.py"; do
@@ -116,5 +119,25 @@ for label, name, shape, field, scale, tkey, higher, target in rows:
     if fv and tv: ratio = "%.2fx" % ((fv / tv) if higher else (tv / fv))
     print("%-46s %12s %12s %9s  %s" % (label, "%.4g" % fv if fv is not None else "-", "%.4g" % tv if tv is not None else "-", ratio, target))
 print("(ferry/pt > 1 means ferry is better; the table is from one run on one card)")
+# Attention three ways, same run, same card: ferry's kernel, cuDNN's fused attention (built through
+# the backend API, kernels/cuda/attention_cudnn.*), PyTorch SDPA (torch_anchor.py).
+print()
+print("cudnn: %s" % ferry.get("cudnn", "?"))
+print("%-34s %10s %10s %10s %9s %9s" % ("attention TFLOP/s", "ferry", "cudnn", "pytorch", "ferry/cud", "ferry/pt"))
+for shape in ("B16H12T1024D64", "B4H16T4096D128", "B16H16T1024D64"):
+    for d in ("fwd", "bwd"):
+        fk = f("attention_%s_causal" % d, shape)
+        ck = f("attention_%s_causal_cudnn" % d, shape)
+        fv = fk["TFLOPs"] if fk else None
+        cv = ck["TFLOPs"] if ck else None
+        tv = torch.get("sdpa_%s_causal_%s_TFLOPs" % (d, shape))
+        if fv is None and cv is None and tv is None: continue
+        cell = lambda v: "%.4g" % v if v else "-"
+        print("%-34s %10s %10s %10s %9s %9s" % ("%s causal %s" % (d, shape), cell(fv), cell(cv), cell(tv),
+              "%.2fx" % (fv / cv) if fv and cv else "", "%.2fx" % (fv / tv) if fv and tv else ""))
+try:
+    print("attention verdict for --attention auto: %s" % open(os.path.join(out, "attention_choice.json")).read().strip())
+except Exception:
+    print("attention verdict: none written (no cuDNN, or cuDNN failed a shape; see kernels_bench.log)")
 PY
 echo "gpu_check: $(( SECONDS - START ))s of ${BUDGET}s; logs and JSON in $OUT"

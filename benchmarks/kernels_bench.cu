@@ -4,7 +4,10 @@
 //
 // Method (see /work/.library/device/METHOD.md): random inputs (never zeros), warm-up, CUDA events
 // around each repetition, median of ≥ 20; inputs rotate over enough copies that one repetition does
-// not find the previous one's data in L2. Usage: kernels_bench [--json PATH] [--reps N] [--quick]
+// not find the previous one's data in L2. Attention rows run ferry's kernel and, in a build with
+// cuDNN, cuDNN's fused attention on the same inputs; --attention-choice PATH writes the verdict
+// `--attention auto` reads (kernels/cuda/attention_cudnn.h).
+// Usage: kernels_bench [--json PATH] [--reps N] [--quick] [--attention-choice PATH]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -26,6 +29,9 @@
 #include "kernels/gelu.h"
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
+#if FERRY_WITH_CUDNN
+#include "kernels/cuda/attention_cudnn.h"
+#endif
 
 namespace {
 
@@ -126,6 +132,14 @@ struct Result {
 };
 std::vector<Result> g_results;
 double g_copy_tbps = 0, g_gemm_tflops = 0;
+#if FERRY_WITH_CUDNN
+std::unique_ptr<gpu::CudnnAttention> g_cudnn;  // null when cuDNN cannot run attention here
+std::string g_cudnn_summary = "built without cuDNN";
+double g_attention_ferry_ms = 0, g_attention_cudnn_ms = 0;  // fwd + bwd over the attention shapes
+bool g_attention_cudnn_failed = false;
+#else
+std::string g_cudnn_summary = "built without cuDNN";
+#endif
 
 void report(const std::string& name, const std::string& shape, float ms, double bytes, double flops) {
   g_results.push_back({name, shape, ms, bytes, flops});
@@ -225,6 +239,37 @@ void bench_attention(int B, int NH, int T, int HS) {
                             nullptr, B, T, NH, HS, true, ws.ptr, ws_bytes, nullptr);
   });
   report("attention_bwd_causal", shape, ms, 0, 2.5 * flops);
+  const float ferry_ms = g_results[g_results.size() - 2].ms + ms;
+#if FERRY_WITH_CUDNN
+  // cuDNN's fused attention on the same inputs; a shape it cannot run prints why and counts as
+  // not measured (the verdict then stays ferry).
+  if (!g_cudnn) return;
+  try {
+    const size_t cws_bytes = std::max(g_cudnn->forward_workspace_bytes(B, T, NH, HS, true, false),
+                                      g_cudnn->backward_workspace_bytes(B, T, NH, HS, true, false));
+    Buffer cws(cws_bytes);
+    ms = median_ms([&](int i) {
+      g_cudnn->forward(out.as<bf16>(), lse.as<float>(), qkv[i % R]->as<bf16>(), nullptr, B, T, NH, HS, true, cws.ptr,
+                       cws_bytes, nullptr);
+    });
+    report("attention_fwd_causal_cudnn", shape, ms, 0, flops);
+    const float cudnn_fwd_ms = ms;
+    g_cudnn->forward(out.as<bf16>(), lse.as<float>(), qkv[0]->as<bf16>(), nullptr, B, T, NH, HS, true, cws.ptr,
+                     cws_bytes, nullptr);
+    ms = median_ms([&](int) {
+      g_cudnn->backward(dqkv.as<bf16>(), dout->as<bf16>(), qkv[0]->as<bf16>(), out.as<bf16>(), lse.as<float>(),
+                        nullptr, B, T, NH, HS, true, cws.ptr, cws_bytes, nullptr);
+    });
+    report("attention_bwd_causal_cudnn", shape, ms, 0, 2.5 * flops);
+    g_attention_ferry_ms += ferry_ms;
+    g_attention_cudnn_ms += cudnn_fwd_ms + ms;
+  } catch (const std::exception& e) {
+    std::printf("%-34s %-26s cuDNN: %s\n", "attention_cudnn", shape.c_str(), e.what());
+    g_attention_cudnn_failed = true;
+  }
+#else
+  (void)ferry_ms;
+#endif
 }
 
 void bench_cross_entropy(int N, int V) {
@@ -327,8 +372,8 @@ void write_json(const char* path, const cudaDeviceProp& prop) {
     std::fprintf(stderr, "kernels_bench: cannot write %s\n", path);
     std::exit(2);
   }
-  std::fprintf(f, "{\n \"device\": \"%s\",\n \"copy_TBps\": %.4f,\n \"gemm_TFLOPs\": %.2f,\n \"kernels\": [\n",
-               prop.name, g_copy_tbps, g_gemm_tflops);
+  std::fprintf(f, "{\n \"device\": \"%s\",\n \"copy_TBps\": %.4f,\n \"gemm_TFLOPs\": %.2f,\n \"cudnn\": \"%s\",\n \"kernels\": [\n",
+               prop.name, g_copy_tbps, g_gemm_tflops, g_cudnn_summary.c_str());
   for (size_t i = 0; i < g_results.size(); ++i) {
     const Result& r = g_results[i];
     std::fprintf(f, "  {\"name\": \"%s\", \"shape\": \"%s\", \"ms\": %.5f, \"TBps\": %.4f, \"TFLOPs\": %.2f}%s\n",
@@ -343,13 +388,15 @@ void write_json(const char* path, const cudaDeviceProp& prop) {
 
 int main(int argc, char** argv) {
   const char* json = nullptr;
+  const char* attention_choice = nullptr;
   bool quick = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) g_reps = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--attention-choice") && i + 1 < argc) attention_choice = argv[++i];
     else {
-      std::fprintf(stderr, "usage: kernels_bench [--json PATH] [--reps N] [--quick]\n");
+      std::fprintf(stderr, "usage: kernels_bench [--json PATH] [--reps N] [--quick] [--attention-choice PATH]\n");
       return 2;
     }
   }
@@ -363,6 +410,11 @@ int main(int argc, char** argv) {
   g_l2_bytes = prop.l2CacheSize;
   std::printf("device: %s, %d SMs, L2 %d MB, median of %d reps\n", prop.name, prop.multiProcessorCount,
               prop.l2CacheSize >> 20, g_reps);
+#if FERRY_WITH_CUDNN
+  g_cudnn_summary = gpu::cudnn_attention_summary();
+  if (gpu::cudnn_attention_unsupported_reason(0, true).empty()) g_cudnn = std::make_unique<gpu::CudnnAttention>();
+#endif
+  std::printf("%s\n", g_cudnn_summary.c_str());
   try {
     gpu::Matmul mm;
     ceilings(mm);
@@ -388,5 +440,18 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (json) write_json(json, prop);
+#if FERRY_WITH_CUDNN
+  // The verdict needs both backends measured at every attention shape of this run.
+  if (attention_choice && g_attention_ferry_ms > 0) {
+    const double cudnn_ms = g_attention_cudnn_failed ? 0.0 : g_attention_cudnn_ms;
+    gpu::write_attention_choice(attention_choice, prop.name, gpu::cudnn_runtime_version(), g_attention_ferry_ms,
+                                cudnn_ms);
+    std::printf("attention verdict (fwd+bwd, all shapes): ferry %.3f ms, cuDNN %.3f ms -> %s\n", g_attention_ferry_ms,
+                cudnn_ms, cudnn_ms > 0 && cudnn_ms < g_attention_ferry_ms ? "cudnn" : "ferry");
+  }
+  g_cudnn.reset();  // while the CUDA context still exists
+#else
+  (void)attention_choice;
+#endif
   return 0;
 }
