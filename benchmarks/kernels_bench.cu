@@ -388,7 +388,7 @@ void write_json(const char* path, const cudaDeviceProp& prop) {
 
 int main(int argc, char** argv) {
   const char* json = nullptr;
-  const char* attention_choice = nullptr;
+  [[maybe_unused]] const char* attention_choice = nullptr;  // used with cuDNN only
   bool quick = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
@@ -450,8 +450,6 @@ int main(int argc, char** argv) {
                 cudnn_ms, cudnn_ms > 0 && cudnn_ms < g_attention_ferry_ms ? "cudnn" : "ferry");
   }
   g_cudnn.reset();  // while the CUDA context still exists
-#else
-  (void)attention_choice;
 #endif
   return 0;
 }
