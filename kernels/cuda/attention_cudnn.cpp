@@ -162,6 +162,10 @@ AttentionBackend choose_attention(const std::string& requested) {
 
 std::string cudnn_attention_summary() { return "cuDNN: not found when ferry was configured"; }
 
+void check_cudnn_attention_graph(int, int, int, int, bool, bool, bool) {
+  throw UserError("--attention cudnn: " + cudnn_attention_unsupported_reason(0, true));
+}
+
 struct CudnnAttention::Impl {};
 CudnnAttention::CudnnAttention() { throw UserError("--attention cudnn: " + cudnn_attention_unsupported_reason(0, true)); }
 CudnnAttention::~CudnnAttention() = default;
@@ -592,6 +596,15 @@ std::string cudnn_attention_summary() {
   const std::string why = cudnn_attention_unsupported_reason(0, true);
   if (!why.empty()) s += "; unusable here: " + why;
   return s;
+}
+
+void check_cudnn_attention_graph(int B, int Tn, int NH, int HS, bool causal, bool padded, bool backward) {
+  const Shape s{B, Tn, NH, HS, causal, padded, backward};
+  GraphBuilder g(nullptr, "attention graph check");
+  if (backward)
+    build_backward(g, s);
+  else
+    build_forward(g, s);
 }
 
 struct CudnnAttention::Impl {

@@ -71,6 +71,12 @@ std::string cudnn_attention_summary();
 // cudnnGetVersion() at run time; 0 in a build without cuDNN.
 long cudnn_runtime_version();
 
+// Builds (and drops) every node of the forward or backward graph for this shape: each tensor,
+// matmul, pointwise, reduction and reshape descriptor finalized by cuDNN, which checks their
+// attributes and that the shapes fit. Needs no device, so CI checks the graphs cuDNN is given;
+// whether an engine fuses them is only known on a GPU. Throws CudaError naming what cuDNN refused.
+void check_cudnn_attention_graph(int B, int Tn, int NH, int HS, bool causal, bool padded, bool backward);
+
 // One cuDNN handle and its cache of execution plans. Not thread-safe; one per device and stream
 // user, like Matmul. Construction needs a device (it creates the cuDNN handle).
 class CudnnAttention {

@@ -80,6 +80,20 @@ TEST(AttentionChoice, AutoIsFerryWithoutAVerdict) {
   ::unsetenv("FERRY_ATTENTION_CHOICE");
 }
 
+// Every descriptor of every graph variant is accepted by the cuDNN this was built with (no device:
+// this part runs in CI; whether an engine fuses the graph is the device tests' business).
+TEST(AttentionCudnnGraph, EveryNodeOfEveryVariantIsAcceptedByCudnn) {
+  if (!gpu::built_with_cudnn()) GTEST_SKIP() << "built without cuDNN";
+  for (bool backward : {false, true})
+    for (bool causal : {false, true})
+      for (bool padded : {false, true})
+        for (int HS : {64, 128}) {
+          SCOPED_TRACE(std::string(backward ? "backward" : "forward") + (causal ? " causal" : " full") +
+                       (padded ? " padded" : "") + " HS" + std::to_string(HS));
+          EXPECT_NO_THROW(gpu::check_cudnn_attention_graph(2, 77, 3, HS, causal, padded, backward));
+        }
+}
+
 // ---- cuDNN attention against the CPU reference ----------------------------------------------
 
 struct Case {
