@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# benchmarks/gpu_check.sh — the one script for a GPU machine (issue 3): build for sm_90a with every
-# core, run the `gpu` tests, the kernel benchmark and PyTorch's anchor script in the same run on the
-# same card, and print a ferry-vs-PyTorch table last. Everything lands under $OUT; the whole run
+# benchmarks/gpu_check.sh — the one script for a GPU machine (issues 3 and 7): build for sm_90a with
+# every core, run the `gpu` tests, the kernel benchmark, `ferry bench train` (GPT-2 124M and 350M,
+# B=16, T=1024, bf16, with a per-op profile) and PyTorch's anchor script in the same run on the same
+# card, and print the ferry-vs-PyTorch tables last (kernels, then training ratios).
+# GPU_CHECK_TRAIN_SWEEP=1 adds B=8, 32 and T=2048 to the training benchmark. Everything lands under $OUT; the whole run
 # stays inside GPU_CHECK_BUDGET_S (default 480 s = 8 minutes), each step under its own timeout.
 #
 # Usage (repository root or anywhere):  OUT=/some/dir benchmarks/gpu_check.sh
@@ -139,5 +141,48 @@ try:
     print("attention verdict for --attention auto: %s" % open(os.path.join(out, "attention_choice.json")).read().strip())
 except Exception:
     print("attention verdict: none written (no cuDNN, or cuDNN failed a shape; see kernels_bench.log)")
+PY
+# Training throughput: ferry's bench beside the anchor's PyTorch runs (same card, same run).
+python3 - "$OUT" <<'PY'
+import json, os, re, sys
+out = sys.argv[1]
+try:
+    ferry = json.load(open(os.path.join(out, "train.json")))
+except Exception:
+    ferry = {"runs": []}
+torch = {}
+try:
+    torch = json.load(open(os.path.join(out, "anchors.json"))).get("train", {})
+except Exception:
+    try:
+        for name, blob in re.findall(r"^(gpt2_\w+) (\{.*\})$", open(os.path.join(out, "torch_anchor.log")).read(), re.M):
+            torch[name] = json.loads(blob)
+    except Exception:
+        pass
+def run(model, B=16, T=1024):
+    for r in ferry["runs"]:
+        if r["model"] == model and r["batch"] == B and r["seq_len"] == T and r["status"] == "ok":
+            return r
+    return None
+print()
+print("training, B=16 T=1024 (ferry bf16 + AdamW fp32 master; matmul ceiling %.1f TFLOP/s)" % ferry.get("matmul_ceiling_tflops", 0))
+print("%-12s %10s %10s %8s %10s %12s %12s %9s %9s" % ("model", "ferry ms", "tok/s", "MFU", "GiB", "torch key", "torch tok/s", "ratio", "mem ratio"))
+for model, keys, target in [("gpt2-124m", ["gpt2_124M_compile", "gpt2_124M_eager"], 1.2), ("gpt2-350m", ["gpt2_350M_compile"], 1.15)]:
+    r = run(model)
+    for key in keys:
+        t = torch.get(key, {})
+        tok = t.get("tok_per_s")
+        gib = r["run_device_bytes"] / 2**30 if r else None
+        ratio = "%.2fx" % (r["tokens_per_s"] / tok) if r and tok else "-"
+        mem = "%.2fx" % (t["peak_mem_GiB"] / gib) if r and gib and t.get("peak_mem_GiB") else "-"
+        print("%-12s %10s %10s %8s %10s %12s %12s %9s %9s%s" % (
+            model, "%.2f" % r["ms_per_step"] if r else "-", "%.0f" % r["tokens_per_s"] if r else "-",
+            "%.3f" % r["mfu"] if r else "-", "%.2f" % gib if gib else "-", key, "%.0f" % tok if tok else "-",
+            ratio, mem, "  (target >= %.2fx)" % target if key.endswith("compile") else ""))
+for r in ferry["runs"]:
+    if (r["batch"], r["seq_len"]) != (16, 1024):
+        print("%-12s B=%-3d T=%-5d %s" % (r["model"], r["batch"], r["seq_len"],
+              "%.2f ms, %.0f tok/s, MFU %.3f" % (r["ms_per_step"], r["tokens_per_s"], r["mfu"]) if r["status"] == "ok" else r["status"]))
+print("(ratio = ferry tok/s / torch tok/s; mem ratio = torch peak / ferry device memory taken; > 1 is ferry better)")
 PY
 echo "gpu_check: $(( SECONDS - START ))s of ${BUDGET}s; logs and JSON in $OUT"

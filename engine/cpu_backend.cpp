@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/backend.h"
+#include "engine/cuda/cuda_backend.h"
 #include "engine/device.h"
 #include "engine/error.h"
 
@@ -35,11 +36,11 @@ class CpuBackend final : public Backend {
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
 std::unique_ptr<Backend> make_backend(const std::string& which) {
+  // "auto" stays on the CPU until every graph builder picks bf16 on the CUDA backend (which runs
+  // bf16 graphs only): choosing the GPU here would break the fp32 graphs of pretrain, finetune and
+  // eval on a GPU machine. Ask for it with "cuda".
   if (which == "cpu" || which == "auto") return make_cpu_backend();
-  if (which == "cuda") {
-    if (cuda_device_count() == 0) user_error("--device cuda: ", device_summary());
-    user_error("--device cuda: the CUDA execution backend is not built into this engine yet; use --device cpu");
-  }
+  if (which == "cuda") return make_cuda_backend();
   user_error("unknown device '", which, "' (expected auto, cpu or cuda)");
 }
 

@@ -30,7 +30,7 @@ void register_attention_ops() {
       FERRY_CHECK(g.values[n.in[1]].dtype == DType::I32 && g.values[n.in[1]].shape == Shape{qkv.shape[0]},
                   "attention key_lengths must be i32 [B]");
     return std::vector<OutputSpec>{{{qkv.shape[0], qkv.shape[1], qkv.shape[2] / 3}, qkv.dtype},
-                                   {{qkv.shape[0], nh, qkv.shape[1]}, qkv.dtype}};
+                                   {{qkv.shape[0], nh, qkv.shape[1]}, statistics_dtype(qkv.dtype)}};
   };
   fwd.backward = [](Autodiff& ad, int i) {
     const Node& n = ad.node(i);

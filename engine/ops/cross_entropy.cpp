@@ -19,7 +19,9 @@ void register_cross_entropy_ops() {
     Shape rows(logits.shape.begin(), logits.shape.end() - 1);
     FERRY_CHECK(targets.dtype == DType::I32 && targets.shape == rows, "cross_entropy targets must be i32 ",
                 shape_str(rows));
-    return std::vector<OutputSpec>{{rows, logits.dtype}, {{1}, logits.dtype}, {logits.shape, logits.dtype}};
+    // Losses stay fp32 under bf16 logits; the logits' gradient has the logits' dtype (written over them).
+    const DType loss_t = statistics_dtype(logits.dtype);
+    return std::vector<OutputSpec>{{rows, loss_t}, {{1}, loss_t}, {logits.shape, logits.dtype}};
   };
   ce.backward = [](Autodiff& ad, int i) {
     const Node& n = ad.node(i);

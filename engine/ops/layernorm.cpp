@@ -11,9 +11,10 @@ namespace ferry {
 
 namespace {
 
+// Mean and rstd stay fp32 under bf16 activations: they scale every element of the backward.
 std::vector<OutputSpec> stats_specs(const Value& x) {
   Shape rows(x.shape.begin(), x.shape.end() - 1);
-  return {{rows, x.dtype}, {rows, x.dtype}};
+  return {{rows, statistics_dtype(x.dtype)}, {rows, statistics_dtype(x.dtype)}};
 }
 
 // Emits the backward node shared by both forward ops. `x` is the normalized input, `y`, `mean`,

@@ -28,6 +28,13 @@ void dispatch_float(DType t, F&& f) {
   }
 }
 
+// The dtype of per-row statistics, log-sum-exps and losses: the activations' own dtype, except fp32
+// under bf16 activations (the CUDA kernels keep them in fp32; rounding them to bf16 would cost
+// accuracy in every backward that reads them).
+inline DType statistics_dtype(DType activations) {
+  return activations == DType::BF16 ? DType::F32 : activations;
+}
+
 // Rows and channels of a tensor whose last dimension is the channel dimension.
 inline std::pair<int, int> rows_cols(const Shape& s) {
   const int cols = static_cast<int>(s.back());

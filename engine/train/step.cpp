@@ -2,6 +2,7 @@
 #include "engine/train/step.h"
 
 #include "engine/autodiff.h"
+#include "engine/cuda/device_step.h"
 #include "engine/error.h"
 
 namespace ferry {
@@ -10,10 +11,28 @@ LocalStep::LocalStep(Graph graph, Backend& backend, AdamWConfig adamw, size_t me
     : graph_(std::move(graph)), backend_(backend) {
   FERRY_CHECK(graph_.loss >= 0, "a training step needs a loss");
   if (static_cast<int>(graph_.nodes.size()) == graph_.num_forward_nodes) derive_backward(graph_);
-  executor_ = std::make_unique<Executor>(graph_, backend, AdamW::state_bytes(graph_), memory_limit);
+  const bool on_device = backend.device() == Device::CUDA;
+  const size_t optimizer_bytes = on_device ? gpu::device_optimizer_bytes(graph_) : AdamW::state_bytes(graph_);
+  executor_ = std::make_unique<Executor>(graph_, backend, optimizer_bytes, memory_limit);
   verify_plan(graph_, executor_->plan());
-  optimizer_ = std::make_unique<AdamW>(graph_, *executor_, adamw);
+  if (on_device)
+    device_ = gpu::make_device_step(graph_, *executor_, adamw);
+  else
+    optimizer_ = std::make_unique<AdamW>(graph_, *executor_, adamw);
 }
+
+LocalStep::~LocalStep() = default;
+
+AdamW& LocalStep::optimizer() {
+  FERRY_CHECK(optimizer_, "the host optimizer exists on the CPU backend only");
+  return *optimizer_;
+}
+
+void LocalStep::set_graph_replay(bool on) {
+  if (device_) device_->set_graph_replay(on);
+}
+
+size_t LocalStep::graph_nodes() const { return device_ ? device_->graph_nodes() : 0; }
 
 void LocalStep::load(const Batch& b) {
   for (const auto& [value, data] : b.inputs) executor_->set_input(value, data.data(), data.size() * sizeof(int32_t));
@@ -21,6 +40,7 @@ void LocalStep::load(const Batch& b) {
 
 StepResult LocalStep::train(const std::vector<Batch>& micro_batches, float lr) {
   FERRY_CHECK(!micro_batches.empty(), "a step needs at least one micro-batch");
+  if (device_) return device_->train(micro_batches, lr);
   executor_->zero_grads();
   StepResult r;
   for (const Batch& b : micro_batches) {
@@ -41,6 +61,7 @@ double LocalStep::evaluate(const Batch& batch) {
 }
 
 std::vector<float> LocalStep::parameters() const {
+  if (device_) return device_->parameters();
   std::vector<float> out(static_cast<size_t>(graph_.param_count()));
   backend_.download(out.data(), executor_->params().data, out.size() * sizeof(float));
   return out;
@@ -49,10 +70,12 @@ std::vector<float> LocalStep::parameters() const {
 void LocalStep::set_parameters(const std::vector<float>& flat) {
   if (flat.size() != static_cast<size_t>(graph_.param_count()))
     user_error("parameters: ", flat.size(), " values for a model of ", graph_.param_count());
+  if (device_) return device_->set_parameters(flat);
   backend_.upload(executor_->params().data, flat.data(), flat.size() * sizeof(float));
 }
 
 OptimizerState LocalStep::optimizer_state() const {
+  if (device_) return device_->optimizer_state();
   return {optimizer_->steps_taken(), optimizer_->m(), optimizer_->v()};
 }
 
@@ -60,6 +83,7 @@ void LocalStep::set_optimizer_state(const OptimizerState& s) {
   const size_t n = static_cast<size_t>(graph_.param_count());
   if (s.m.size() != n || s.v.size() != n || s.steps < 0)
     user_error("optimizer state: ", s.m.size(), "/", s.v.size(), " moments for a model of ", n, " parameters");
+  if (device_) return device_->set_optimizer_state(s);
   optimizer_->m() = s.m;
   optimizer_->v() = s.v;
   optimizer_->set_steps_taken(s.steps);

@@ -18,6 +18,10 @@
 
 namespace ferry {
 
+namespace gpu {
+class DeviceStep;  // engine/cuda/device_step.h
+}
+
 struct Batch {
   std::vector<std::pair<int, std::vector<int32_t>>> inputs;
 };
@@ -61,11 +65,14 @@ class StepRunner {
   virtual bool writes_output() const { return true; }
 };
 
-// The whole step in this process, on one backend.
+// The whole step in this process, on one backend. On the CPU, AdamW runs on the host buffers; on
+// the CUDA backend the optimizer state lives on the device and, after one eager step, the whole step
+// replays as one CUDA graph (engine/cuda/device_step.h; the graph must be bf16 there).
 class LocalStep final : public StepRunner {
  public:
   // loss: the graph's scalar loss output. memory_limit 0: the backend's capacity.
   LocalStep(Graph graph, Backend& backend, AdamWConfig adamw, size_t memory_limit = 0);
+  ~LocalStep() override;
 
   StepResult train(const std::vector<Batch>& micro_batches, float lr) override;
   double evaluate(const Batch& batch) override;
@@ -78,14 +85,21 @@ class LocalStep final : public StepRunner {
 
   const Graph& graph() const { return graph_; }
   Executor& executor() { return *executor_; }
-  AdamW& optimizer() { return *optimizer_; }
+  // The host optimizer (CPU backend only).
+  AdamW& optimizer();
+
+  // CUDA backend: replay the captured step (default) or run every step eagerly; nodes of the
+  // captured step graph (0 on the CPU or before a capture).
+  void set_graph_replay(bool on);
+  size_t graph_nodes() const;
 
  private:
   void load(const Batch& b);
   Graph graph_;
   Backend& backend_;
   std::unique_ptr<Executor> executor_;
-  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<AdamW> optimizer_;        // CPU backend
+  std::unique_ptr<gpu::DeviceStep> device_;  // CUDA backend
 };
 
 }  // namespace ferry

@@ -1,0 +1,62 @@
+// engine/cuda/cuda_context.h — the CUDA backend's concrete type, for the CUDA-aware files of
+// engine/cuda/ only (it needs cuda_runtime.h; compile it under FERRY_WITH_CUDA).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <memory>
+
+#include "engine/backend.h"
+#include "kernels/matmul.h"
+
+namespace ferry::gpu {
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend();
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  Device device() const override { return Device::CUDA; }
+  std::string name() const override { return "cuda"; }
+  void* allocate(size_t bytes) override;
+  void release(void* p) override;
+  // Queued on the stream. A pageable source may be reused as soon as this returns (the driver
+  // stages it before returning); the destination is written in stream order.
+  void upload(void* dst, const void* host_src, size_t bytes) override;
+  // Waits for the stream: the host buffer holds the data on return.
+  void download(void* host_dst, const void* src, size_t bytes) override;
+  void zero(void* p, size_t bytes) override;
+  void synchronize() override;
+  // Free device memory when the backend started: what this run may allocate.
+  size_t capacity() const override { return capacity_; }
+
+  cudaStream_t stream() const { return stream_; }
+  kernels::cuda::Matmul& matmul() { return *matmul_; }
+  const cudaDeviceProp& properties() const { return prop_; }
+
+  // One scratch buffer shared by every kernel that needs workspace (they run one after another on
+  // the stream). It only grows, and growing is refused while a step is being captured: the eager
+  // warm-up step sizes it.
+  void* workspace(size_t bytes);
+  size_t workspace_bytes() const { return workspace_bytes_; }
+  void set_capturing(bool on) { capturing_ = on; }
+  bool capturing() const { return capturing_; }
+
+ private:
+  cudaDeviceProp prop_{};
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<kernels::cuda::Matmul> matmul_;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  size_t capacity_ = 0;
+  bool capturing_ = false;
+};
+
+// The CUDA backend behind a Backend reference (an internal error when it is another backend).
+CudaBackend& cuda_backend(Backend& b);
+
+// Attaches the CUDA kernel of every op that has one (engine/cuda/cuda_ops.cpp); idempotent.
+void attach_cuda_kernels();
+
+}  // namespace ferry::gpu

@@ -1,0 +1,175 @@
+// engine/cuda/cuda_ops.cpp — the CUDA kernel of every op the GPT graph uses, attached to the ops
+// defined in engine/ops/ (their infer and backward rules stay there). Tensors are bf16 except the
+// fp32 statistics, log-sum-exps and losses (statistics_dtype) and the i32 token inputs; a float
+// tensor of another dtype is refused with the op's name. Each kernel is queued on the backend's
+// stream and never synchronizes, so a whole step can be captured and replayed.
+#if FERRY_WITH_CUDA
+
+#include <mutex>
+#include <string>
+
+#include "engine/cuda/cuda_context.h"
+#include "engine/cuda/engine_kernels.h"
+#include "engine/error.h"
+#include "engine/op.h"
+#include "engine/ops/ops.h"
+#include "kernels/adamw.h"
+#include "kernels/attention.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/elementwise.h"
+#include "kernels/embedding.h"
+#include "kernels/gelu.h"
+#include "kernels/layernorm.h"
+
+namespace ferry::gpu {
+
+namespace kc = kernels::cuda;
+
+namespace {
+
+const char* node_label(const KernelCall& c) { return c.node.op.c_str(); }
+
+bf16* bf(const KernelCall& c, const Tensor& t) {
+  if (!t) return nullptr;
+  FERRY_CHECK(t.dtype == DType::BF16, "op ", node_label(c), " on CUDA takes bf16 tensors, got ", dtype_name(t.dtype),
+              ": build the graph with dtype bf16 for the CUDA backend");
+  return t.as<bf16>();
+}
+float* f32(const KernelCall& c, const Tensor& t) {
+  if (!t) return nullptr;
+  FERRY_CHECK(t.dtype == DType::F32, "op ", node_label(c), " on CUDA expects an fp32 statistic, got ",
+              dtype_name(t.dtype));
+  return t.as<float>();
+}
+const int32_t* i32(const KernelCall& c, size_t k) {
+  if (k >= c.in.size() || !c.in[k]) return nullptr;
+  FERRY_CHECK(c.in[k].dtype == DType::I32, "op ", node_label(c), " input ", k, " must be i32");
+  return c.in[k].as<int32_t>();
+}
+
+CudaBackend& be(KernelCall& c) { return cuda_backend(c.backend); }
+cudaStream_t stream(KernelCall& c) { return be(c).stream(); }
+
+struct AttnDims {
+  int B, T, NH, HS;
+};
+AttnDims attn_dims(const Shape& qkv, int n_head) {
+  const int C = static_cast<int>(qkv[2] / 3);
+  return {static_cast<int>(qkv[0]), static_cast<int>(qkv[1]), n_head, C / n_head};
+}
+bool flash_head(int HS) { return HS == 64 || HS == 128; }
+
+void attach_all() {
+  set_op_kernel("embedding", Device::CUDA, [](KernelCall& c) {
+    const auto& s = c.in[0].shape;
+    kc::embedding_forward(bf(c, c.out[0]), i32(c, 0), bf(c, c.in[1]), bf(c, c.in[2]), int(s[0]), int(s[1]),
+                          int(c.in[1].shape[1]), stream(c));
+  });
+  set_op_kernel("embedding_backward", Device::CUDA, [](KernelCall& c) {
+    const auto& s = c.in[1].shape;
+    const int B = int(s[0]), T = int(s[1]), C = int(c.in[0].shape[2]), V = c.node.attrs.i("vocab");
+    const size_t ws = kc::embedding_backward_workspace_bytes(B, T, V);
+    kc::embedding_backward(bf(c, c.out[0]), bf(c, c.out[1]), bf(c, c.in[0]), i32(c, 1), B, T, C, V,
+                           be(c).workspace(ws), ws, stream(c));
+  });
+
+  set_op_kernel("layernorm", Device::CUDA, [](KernelCall& c) {
+    auto [N, C] = rows_cols(c.in[0].shape);
+    kc::residual_layernorm_forward(nullptr, bf(c, c.out[0]), f32(c, c.out[1]), f32(c, c.out[2]), bf(c, c.in[0]),
+                                   nullptr, bf(c, c.in[1]), bf(c, c.in[2]), N, C, stream(c));
+  });
+  set_op_kernel("residual_layernorm", Device::CUDA, [](KernelCall& c) {
+    auto [N, C] = rows_cols(c.in[0].shape);
+    kc::residual_layernorm_forward(bf(c, c.out[0]), bf(c, c.out[1]), f32(c, c.out[2]), f32(c, c.out[3]),
+                                   bf(c, c.in[0]), bf(c, c.in[1]), bf(c, c.in[2]), bf(c, c.in[3]), N, C, stream(c));
+  });
+  set_op_kernel("layernorm_backward", Device::CUDA, [](KernelCall& c) {
+    auto [N, C] = rows_cols(c.in[2].shape);
+    const size_t ws = kc::layernorm_backward_workspace_bytes(N, C);
+    kc::layernorm_backward(bf(c, c.out[0]), bf(c, c.out[1]), bf(c, c.out[2]), bf(c, c.in[0]), bf(c, c.in[1]),
+                           bf(c, c.in[2]), bf(c, c.in[3]), f32(c, c.in[4]), f32(c, c.in[5]), N, C,
+                           be(c).workspace(ws), ws, stream(c));
+  });
+
+  // Dense layers through cuBLASLt, the bias in the epilogue.
+  set_op_kernel("matmul", Device::CUDA, [](KernelCall& c) {
+    auto [N, IC] = rows_cols(c.in[0].shape);
+    const int OC = int(c.in[1].shape[0]);
+    const bf16* bias = c.in.size() > 2 ? bf(c, c.in[2]) : nullptr;
+    be(c).matmul().forward(bf(c, c.out[0]), nullptr, bf(c, c.in[0]), bf(c, c.in[1]), bias, N, IC, OC, stream(c));
+  });
+  set_op_kernel("matmul_backward", Device::CUDA, [](KernelCall& c) {
+    auto [N, IC] = rows_cols(c.in[1].shape);
+    const int OC = int(c.in[2].shape[0]);
+    be(c).matmul().backward(bf(c, c.out[0]), bf(c, c.out[1]), bf(c, c.out[2]), bf(c, c.in[0]), bf(c, c.in[1]),
+                            bf(c, c.in[2]), nullptr, N, IC, OC, stream(c));
+  });
+
+  set_op_kernel("gelu", Device::CUDA, [](KernelCall& c) {
+    kc::gelu_forward(bf(c, c.out[0]), bf(c, c.in[0]), size_t(c.in[0].numel()), stream(c));
+  });
+  set_op_kernel("gelu_backward", Device::CUDA, [](KernelCall& c) {
+    kc::gelu_backward(bf(c, c.out[0]), bf(c, c.in[0]), bf(c, c.in[1]), size_t(c.in[0].numel()), stream(c));
+  });
+
+  // Flash kernels for head sizes 64 and 128; the plain kernels for the small heads of test models.
+  set_op_kernel("attention", Device::CUDA, [](KernelCall& c) {
+    const AttnDims d = attn_dims(c.in[0].shape, c.node.attrs.i("n_head"));
+    const bool causal = c.node.attrs.flag("causal");
+    if (flash_head(d.HS))
+      kc::attention_forward(bf(c, c.out[0]), f32(c, c.out[1]), bf(c, c.in[0]), i32(c, 1), d.B, d.T, d.NH, d.HS,
+                            causal, stream(c));
+    else
+      attention_forward_plain(bf(c, c.out[0]), f32(c, c.out[1]), bf(c, c.in[0]), i32(c, 1), d.B, d.T, d.NH, d.HS,
+                              causal, stream(c));
+  });
+  set_op_kernel("attention_backward", Device::CUDA, [](KernelCall& c) {
+    const AttnDims d = attn_dims(c.in[1].shape, c.node.attrs.i("n_head"));
+    const bool causal = c.node.attrs.flag("causal");
+    if (flash_head(d.HS)) {
+      const size_t ws = kc::attention_backward_workspace_bytes(d.B, d.T, d.NH);
+      kc::attention_backward(bf(c, c.out[0]), bf(c, c.in[0]), bf(c, c.in[1]), bf(c, c.in[2]), f32(c, c.in[3]),
+                             i32(c, 4), d.B, d.T, d.NH, d.HS, causal, be(c).workspace(ws), ws, stream(c));
+    } else {
+      const size_t ws = attention_backward_plain_workspace_bytes(d.B, d.T, d.NH);
+      attention_backward_plain(bf(c, c.out[0]), bf(c, c.in[0]), bf(c, c.in[1]), bf(c, c.in[2]), f32(c, c.in[3]),
+                               i32(c, 4), d.B, d.T, d.NH, d.HS, causal, be(c).workspace(ws), ws, stream(c));
+    }
+  });
+
+  // Loss and mean stay on the device (fp32); the logits' gradient is written over the logits.
+  set_op_kernel("cross_entropy", Device::CUDA, [](KernelCall& c) {
+    auto [N, V] = rows_cols(c.in[0].shape);
+    const size_t ws = kc::cross_entropy_workspace_bytes();
+    bf16* dlogits = c.training ? bf(c, c.out[2]) : nullptr;
+    kc::cross_entropy_forward_backward(f32(c, c.out[0]), f32(c, c.out[1]), dlogits, bf(c, c.in[0]), i32(c, 1), N, V,
+                                       static_cast<float>(c.node.attrs.get("scale", 1.0)),
+                                       c.node.attrs.i("ignore_index", -1), be(c).workspace(ws), ws, stream(c));
+  });
+
+  set_op_kernel("add", Device::CUDA, [](KernelCall& c) {
+    const size_t n = size_t(c.in[0].numel());
+    if (c.in[0].dtype == DType::F32)
+      kc::add(f32(c, c.out[0]), f32(c, c.in[0]), f32(c, c.in[1]), n, stream(c));
+    else
+      kc::add(bf(c, c.out[0]), bf(c, c.in[0]), bf(c, c.in[1]), n, stream(c));
+  });
+  set_op_kernel("accumulate", Device::CUDA, [](KernelCall& c) {
+    const size_t n = size_t(c.in[0].numel());
+    if (c.in[0].dtype == DType::F32)
+      kc::add(f32(c, c.out[0]), f32(c, c.out[0]), f32(c, c.in[0]), n, stream(c));
+    else
+      kc::add(bf(c, c.out[0]), bf(c, c.out[0]), bf(c, c.in[0]), n, stream(c));
+  });
+}
+
+}  // namespace
+
+void attach_cuda_kernels() {
+  static std::once_flag once;
+  std::call_once(once, attach_all);
+}
+
+}  // namespace ferry::gpu
+
+#endif  // FERRY_WITH_CUDA

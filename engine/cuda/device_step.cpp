@@ -1,0 +1,299 @@
+// engine/cuda/device_step.cpp — see device_step.h.
+#include "engine/cuda/device_step.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "engine/error.h"
+
+#if FERRY_WITH_CUDA
+#include "engine/cuda/cuda_context.h"
+#include "engine/cuda/engine_kernels.h"
+#include "kernels/adamw.h"
+#include "kernels/cuda_check.h"
+#endif
+
+namespace ferry::gpu {
+
+size_t device_optimizer_bytes(const Graph& g) { return 3 * static_cast<size_t>(g.param_count()) * sizeof(float); }
+
+#if FERRY_WITH_CUDA
+
+namespace {
+
+namespace kc = kernels::cuda;
+
+// Page-locked host memory: the only kind a copy can overlap with the stream from.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  ~PinnedBuffer() {
+    if (ptr_) cudaFreeHost(ptr_);
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  void reserve(size_t bytes) {
+    if (bytes <= bytes_) return;
+    if (ptr_) FERRY_CUDA_CHECK(cudaFreeHost(ptr_));
+    ptr_ = nullptr;
+    bytes_ = 0;
+    FERRY_CUDA_CHECK(cudaMallocHost(&ptr_, bytes));
+    bytes_ = bytes;
+  }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Where one micro-batch's input lands: staged at `staging` bytes into the staging buffer, copied
+// by the step into value `value`.
+struct InputSlot {
+  int micro_batch;
+  int value;
+  size_t bytes;
+  size_t staging;
+};
+
+// Layout of the small per-step results buffer (fp32): norm, clip scale, then one loss per micro-batch.
+constexpr size_t kNorm = 0, kClip = 1, kLosses = 2;
+
+class CudaStep final : public DeviceStep {
+ public:
+  CudaStep(const Graph& g, Executor& ex, const AdamWConfig& cfg)
+      : g_(g), ex_(ex), be_(cuda_backend(ex.backend())), cfg_(cfg), n_(static_cast<size_t>(g.param_count())) {
+    if (!g.params.empty() && g.values[g.params[0].value].dtype != DType::BF16)
+      user_error("the CUDA backend trains bf16 graphs (parameters are ", dtype_name(g.values[g.params[0].value].dtype),
+                 "): build the model with dtype bf16");
+    master_ = DeviceBuffer(be_, n_ * sizeof(float));
+    m_ = DeviceBuffer(be_, n_ * sizeof(float));
+    v_ = DeviceBuffer(be_, n_ * sizeof(float));
+    for (DeviceBuffer* b : {&master_, &m_, &v_}) be_.zero(b->data(), b->size());
+
+    // The segment table covers [0, n) in offset order; a frozen parameter gets learning rate 0
+    // (AdamW leaves it exactly as it is) and no decay.
+    std::vector<const ParamInfo*> order;
+    for (const ParamInfo& p : g.params) order.push_back(&p);
+    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
+    std::vector<kc::AdamWSegment> segs;
+    for (const ParamInfo* p : order) {
+      const float lr_scale = p->trainable ? p->lr_scale : 0.0f;
+      const float wd = p->trainable && p->weight_decay ? cfg.weight_decay : 0.0f;
+      if (!segs.empty() && segs.back().lr_scale == lr_scale && segs.back().weight_decay == wd) continue;
+      segs.push_back({p->offset, lr_scale, wd});
+    }
+    if (segs.empty()) segs.push_back({0, 0.0f, 0.0f});
+    n_segments_ = static_cast<int>(segs.size());
+    segments_ = DeviceBuffer(be_, segs.size() * sizeof(kc::AdamWSegment));
+    be_.upload(segments_.data(), segs.data(), segments_.size());
+    step_values_ = DeviceBuffer(be_, sizeof(kc::AdamWStep));
+    norm_workspace_ = DeviceBuffer(be_, kc::grad_norm_workspace_bytes());
+    host_step_.reserve(sizeof(kc::AdamWStep));
+    be_.synchronize();
+  }
+
+  ~CudaStep() override {
+    if (exec_) cudaGraphExecDestroy(exec_);
+    if (graph_) cudaGraphDestroy(graph_);
+  }
+
+  StepResult train(const std::vector<Batch>& micro_batches, float lr) override {
+    FERRY_CHECK(!micro_batches.empty(), "a step needs at least one micro-batch");
+    const cudaStream_t s = be_.stream();
+    stage(micro_batches);
+    ++steps_;
+    *host_step_.as<kc::AdamWStep>() = {lr, steps_};
+    FERRY_CUDA_CHECK(cudaMemcpyAsync(step_values_.data(), host_step_.as<void>(), sizeof(kc::AdamWStep),
+                                     cudaMemcpyHostToDevice, s));
+    if (replay_ && eager_steps_ > 0) {
+      if (!exec_) capture();
+      FERRY_CUDA_CHECK(cudaGraphLaunch(exec_, s));
+    } else {
+      body();
+      ++eager_steps_;
+    }
+    const size_t result_bytes = (kLosses + micro_batches.size()) * sizeof(float);
+    FERRY_CUDA_CHECK(cudaMemcpyAsync(host_results_.as<void>(), results_.data(), result_bytes, cudaMemcpyDeviceToHost, s));
+    FERRY_CUDA_CHECK(cudaStreamSynchronize(s));
+    const float* r = host_results_.as<float>();
+    StepResult out;
+    for (size_t k = 0; k < micro_batches.size(); ++k) out.loss += r[kLosses + k];
+    out.loss /= static_cast<double>(micro_batches.size());
+    out.grad_norm = r[kNorm];
+    return out;
+  }
+
+  std::vector<float> parameters() const override {
+    std::vector<float> out(n_);
+    be_.download(out.data(), master_.data(), n_ * sizeof(float));
+    return out;
+  }
+
+  void set_parameters(const std::vector<float>& flat) override {
+    if (flat.size() != n_) user_error("parameters: ", flat.size(), " values for a model of ", n_);
+    be_.upload(master_.data(), flat.data(), n_ * sizeof(float));
+    convert_f32_to_bf16(ex_.params().as<bf16>(), static_cast<const float*>(master_.data()), n_, be_.stream());
+    be_.synchronize();
+  }
+
+  OptimizerState optimizer_state() const override {
+    OptimizerState st;
+    st.steps = steps_;
+    st.m.resize(n_);
+    st.v.resize(n_);
+    be_.download(st.m.data(), m_.data(), n_ * sizeof(float));
+    be_.download(st.v.data(), v_.data(), n_ * sizeof(float));
+    return st;
+  }
+
+  void set_optimizer_state(const OptimizerState& st) override {
+    if (st.m.size() != n_ || st.v.size() != n_ || st.steps < 0)
+      user_error("optimizer state: ", st.m.size(), "/", st.v.size(), " moments for a model of ", n_, " parameters");
+    be_.upload(m_.data(), st.m.data(), n_ * sizeof(float));
+    be_.upload(v_.data(), st.v.data(), n_ * sizeof(float));
+    be_.synchronize();
+    steps_ = st.steps;
+  }
+
+  void set_graph_replay(bool on) override { replay_ = on; }
+  size_t graph_nodes() const override { return graph_nodes_; }
+
+ private:
+  // Copies every micro-batch's inputs into pinned memory and queues one upload to the staging
+  // buffer. A different set of inputs than the captured graph's (another number of micro-batches)
+  // drops the graph; the next step captures again.
+  void stage(const std::vector<Batch>& micro_batches) {
+    std::vector<InputSlot> slots;
+    size_t total = 0;
+    for (size_t k = 0; k < micro_batches.size(); ++k) {
+      for (const auto& [value, data] : micro_batches[k].inputs) {
+        FERRY_CHECK(value >= 0 && value < static_cast<int>(g_.values.size()) &&
+                        g_.values[value].role == ValueRole::Input,
+                    "batch input ", value, " is not an input of the graph");
+        const size_t bytes = data.size() * sizeof(int32_t);
+        FERRY_CHECK(bytes == g_.values[value].nbytes(), "input ", g_.values[value].name, ": ", bytes, " bytes for ",
+                    g_.values[value].nbytes());
+        slots.push_back({static_cast<int>(k), value, bytes, total});
+        total += (bytes + 255) / 256 * 256;
+      }
+    }
+    const bool same = slots.size() == slots_.size() &&
+                      std::equal(slots.begin(), slots.end(), slots_.begin(), [](const InputSlot& a, const InputSlot& b) {
+                        return a.micro_batch == b.micro_batch && a.value == b.value && a.bytes == b.bytes;
+                      });
+    if (!same) {
+      drop_graph();
+      slots_ = std::move(slots);
+      if (staging_.size() < total) staging_ = DeviceBuffer(be_, total);
+      const size_t result_bytes = (kLosses + micro_batches.size()) * sizeof(float);
+      if (results_.size() < result_bytes) results_ = DeviceBuffer(be_, result_bytes);
+      host_staging_.reserve(std::max<size_t>(total, 1));
+      host_results_.reserve(result_bytes);
+    }
+    size_t i = 0;
+    for (size_t k = 0; k < micro_batches.size(); ++k)
+      for (const auto& [value, data] : micro_batches[k].inputs)
+        std::memcpy(host_staging_.as<char>() + slots_[i++].staging, data.data(), data.size() * sizeof(int32_t));
+    if (total)
+      FERRY_CUDA_CHECK(cudaMemcpyAsync(staging_.data(), host_staging_.as<void>(), total, cudaMemcpyHostToDevice,
+                                       be_.stream()));
+  }
+
+  // The step as queued work on the stream: what is captured once and replayed.
+  void body() {
+    const cudaStream_t s = be_.stream();
+    float* results = static_cast<float*>(results_.data());
+    const float* loss = ex_.tensor(g_.loss).as<float>();
+    FERRY_CHECK(ex_.tensor(g_.loss).dtype == DType::F32, "the loss must be fp32 on the CUDA backend");
+    ex_.zero_grads();
+    int micro_batch = -1;
+    for (const InputSlot& slot : slots_) {
+      if (slot.micro_batch != micro_batch) {
+        if (micro_batch >= 0) run_micro_batch(micro_batch, loss, results);
+        micro_batch = slot.micro_batch;
+      }
+      FERRY_CUDA_CHECK(cudaMemcpyAsync(ex_.tensor(slot.value).data, static_cast<char*>(staging_.data()) + slot.staging,
+                                       slot.bytes, cudaMemcpyDeviceToDevice, s));
+    }
+    run_micro_batch(std::max(micro_batch, 0), loss, results);
+    const bf16* grads = ex_.grads().as<bf16>();
+    kc::grad_norm<bf16>(results + kNorm, results + kClip, grads, n_, cfg_.grad_clip, norm_workspace_.data(),
+                        norm_workspace_.size(), s);
+    kc::adamw_update<bf16>(static_cast<float*>(master_.data()), ex_.params().as<bf16>(), static_cast<float*>(m_.data()),
+                           static_cast<float*>(v_.data()), grads, n_,
+                           static_cast<const kc::AdamWSegment*>(segments_.data()), n_segments_,
+                           static_cast<const kc::AdamWStep*>(step_values_.data()), cfg_.beta1, cfg_.beta2, cfg_.eps,
+                           results + kClip, s);
+  }
+
+  void run_micro_batch(int k, const float* loss, float* results) {
+    ex_.forward(true);
+    ex_.backward();
+    FERRY_CUDA_CHECK(cudaMemcpyAsync(results + kLosses + k, loss, sizeof(float), cudaMemcpyDeviceToDevice, be_.stream()));
+  }
+
+  void capture() {
+    const cudaStream_t s = be_.stream();
+    FERRY_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    be_.set_capturing(true);
+    try {
+      body();
+    } catch (...) {
+      be_.set_capturing(false);
+      cudaGraph_t broken = nullptr;
+      cudaStreamEndCapture(s, &broken);
+      if (broken) cudaGraphDestroy(broken);
+      cudaGetLastError();
+      throw;
+    }
+    be_.set_capturing(false);
+    FERRY_CUDA_CHECK(cudaStreamEndCapture(s, &graph_));
+    FERRY_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph_, 0));
+    FERRY_CUDA_CHECK(cudaGraphGetNodes(graph_, nullptr, &graph_nodes_));
+  }
+
+  void drop_graph() {
+    if (exec_) FERRY_CUDA_CHECK(cudaGraphExecDestroy(exec_));
+    if (graph_) FERRY_CUDA_CHECK(cudaGraphDestroy(graph_));
+    exec_ = nullptr;
+    graph_ = nullptr;
+    graph_nodes_ = 0;
+  }
+
+  const Graph& g_;
+  Executor& ex_;
+  CudaBackend& be_;
+  AdamWConfig cfg_;
+  size_t n_;
+  DeviceBuffer master_, m_, v_, segments_, step_values_, norm_workspace_, staging_, results_;
+  int n_segments_ = 0;
+  PinnedBuffer host_step_, host_staging_, host_results_;
+  std::vector<InputSlot> slots_;
+  int steps_ = 0;
+  int eager_steps_ = 0;
+  bool replay_ = true;
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+  size_t graph_nodes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceStep> make_device_step(const Graph& g, Executor& ex, const AdamWConfig& cfg) {
+  return std::make_unique<CudaStep>(g, ex, cfg);
+}
+
+#else
+
+std::unique_ptr<DeviceStep> make_device_step(const Graph&, Executor& ex, const AdamWConfig&) {
+  FERRY_CHECK(false, "no device step for the ", ex.backend().name(), " backend in a build without CUDA");
+  return nullptr;
+}
+
+#endif
+
+}  // namespace ferry::gpu

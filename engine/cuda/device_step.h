@@ -1,0 +1,42 @@
+// engine/cuda/device_step.h — the optimizer step of LocalStep on the CUDA backend.
+//
+// State on the device: the fp32 master weights, AdamW's m and v (flat, the graph's parameter order),
+// the segment table (learning-rate scale and weight decay per run of parameters), and the values
+// that change every step (learning rate, step number) in device memory. The first step runs eagerly
+// (it sizes the kernel workspace and lets cuBLASLt pick its algorithms); from the second on, the
+// whole step — zeroing the gradients, every micro-batch's forward and backward, the global gradient
+// norm, clipping and AdamW, which also writes the bf16 working weights — is one captured CUDA graph,
+// replayed with no host synchronization inside. Before each replay the host uploads the batch to
+// fixed staging addresses (the graph copies it into the input values) and the learning rate and
+// step; after it, the losses and the gradient norm come back in one asynchronous copy, read once
+// the stream is done.
+#pragma once
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "engine/train/step.h"
+
+namespace ferry::gpu {
+
+class DeviceStep {
+ public:
+  virtual ~DeviceStep() = default;
+  virtual StepResult train(const std::vector<Batch>& micro_batches, float lr) = 0;
+  virtual std::vector<float> parameters() const = 0;  // the fp32 master weights
+  virtual void set_parameters(const std::vector<float>& flat) = 0;
+  virtual OptimizerState optimizer_state() const = 0;
+  virtual void set_optimizer_state(const OptimizerState& s) = 0;
+  // Off: every step runs eagerly (profiling per node, and the test that replay changes nothing).
+  virtual void set_graph_replay(bool on) = 0;
+  // Nodes (kernels, copies, memsets) of the captured step graph; 0 before a capture.
+  virtual size_t graph_nodes() const = 0;
+};
+
+// Device bytes of the optimizer state for a graph: fp32 master, m and v.
+size_t device_optimizer_bytes(const Graph& g);
+
+// The graph's parameters must be bf16 (the executor's flat buffers are the working copy).
+std::unique_ptr<DeviceStep> make_device_step(const Graph& g, Executor& ex, const AdamWConfig& cfg);
+
+}  // namespace ferry::gpu
