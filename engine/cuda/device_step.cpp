@@ -189,11 +189,14 @@ class CudaStep final : public DeviceStep {
       drop_graph();
       slots_ = std::move(slots);
       if (staging_.size() < total) staging_ = DeviceBuffer(be_, total);
-      const size_t result_bytes = (kLosses + micro_batches.size()) * sizeof(float);
-      if (results_.size() < result_bytes) results_ = DeviceBuffer(be_, result_bytes);
       host_staging_.reserve(std::max<size_t>(total, 1));
-      host_results_.reserve(result_bytes);
     }
+    const size_t result_bytes = (kLosses + micro_batches.size()) * sizeof(float);
+    if (results_.size() < result_bytes) {
+      drop_graph();  // the graph writes into the old buffer
+      results_ = DeviceBuffer(be_, result_bytes);
+    }
+    host_results_.reserve(result_bytes);
     size_t i = 0;
     for (size_t k = 0; k < micro_batches.size(); ++k)
       for (const auto& [value, data] : micro_batches[k].inputs)
