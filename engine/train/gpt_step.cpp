@@ -13,7 +13,8 @@ GptStep make_gpt_step(const RunConfig& c, Backend& backend) {
   GptBuildOptions opt;
   opt.batch = t.batch_size;
   opt.seq_len = t.seq_len;
-  opt.dtype = DType::F32;
+  // The CUDA backend runs bf16 graphs (fp32 master weights live in its optimizer); the CPU runs fp32.
+  opt.dtype = backend.device() == Device::CUDA ? DType::BF16 : DType::F32;
   opt.loss_scale = 1.0f / static_cast<float>(t.grad_accum);
   GptGraph model = build_gpt(c.model, opt);
   GptStep s;
