@@ -1,5 +1,6 @@
 // tools/cli/data.cpp — `ferry data`: build the pretraining corpus, and check token shards.
 //   ferry data prepare [--out DIR] [--val-fraction F] [--seed S] [--shard-tokens N] [--sources a,b]
+//   ferry data prepare --task translate [--out DIR] [--seed S]   (English–Spanish verse pairs)
 //   ferry data check data/corpus              (or a glob: 'data/corpus/*_val_*.bin')
 #include <chrono>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "tools/cli/command.h"
 #include "tools/data/prepare_corpus.h"
 #include "tools/tokenizer/gpt2_tokenizer.h"
+#include "tools/translate/prepare.h"
 
 namespace {
 
@@ -19,6 +21,8 @@ using ferry::data::PrepareOptions;
 using ferry::data::PrepareSummary;
 
 struct PrepareFlags {
+  std::string task = "corpus";
+  ferry::translate::TranslatePrepareOptions translate;
   std::string out;
   std::string assets;
   std::string vocab;
@@ -53,9 +57,40 @@ void print_summary(const PrepareSummary& s, const std::filesystem::path& out, do
   std::fflush(stdout);
 }
 
+void prepare_translate(const PrepareFlags& f, uint64_t seed, bool force) {
+  auto o = f.translate;
+  o.out = f.out.empty() ? ferry::translate::default_translate_dir() : std::filesystem::path(f.out);
+  o.seed = seed;
+  o.force = force;
+  const auto start = std::chrono::steady_clock::now();
+  const auto s = ferry::translate::prepare_translate(o);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (s.up_to_date)
+    std::printf("translation pairs in %s are up to date (nothing to do)\n", o.out.c_str());
+  else
+    std::printf("translation pairs written to %s in %.1f s\n", o.out.c_str(), seconds);
+  auto join = [](const std::vector<std::string>& v) {
+    std::string r;
+    for (const auto& x : v) r += (r.empty() ? "" : ", ") + x;
+    return r;
+  };
+  std::printf("  %zu English and %zu Spanish verses, %zu pairs joined on the reference\n", s.en_verses, s.es_verses,
+              s.pairs);
+  std::printf("  train %zu pairs | dev %zu (%s) | test %zu (%s)\n", s.train, s.dev, join(s.dev_books).c_str(), s.test,
+              join(s.test_books).c_str());
+  std::fflush(stdout);
+}
+
 void setup_prepare(CLI::App& app) {
   auto flags = std::make_shared<PrepareFlags>();
   auto& o = flags->options;
+  app.add_option("--task", flags->task, "corpus (pretraining shards) | translate (English–Spanish verse pairs)")
+      ->capture_default_str();
+  app.add_option("--test-fraction", flags->translate.test_fraction,
+                 "translate: share of pairs in held-out test books (whole books)")
+      ->capture_default_str();
+  app.add_option("--dev-fraction", flags->translate.dev_fraction, "translate: share of pairs in dev books")
+      ->capture_default_str();
   app.add_option("--out", flags->out, "Folder for the shards and manifest.json (default: data/corpus)");
   app.add_option("--val-fraction", o.val_fraction, "Share of documents in the validation split")
       ->capture_default_str();
@@ -68,6 +103,8 @@ void setup_prepare(CLI::App& app) {
   app.add_option("--vocab", flags->vocab, "Folder with the GPT-2 encoder.json and vocab.bpe (default: <assets>/gpt2)");
   app.add_flag("--force", o.force, "Rebuild even when the manifest says the corpus is up to date");
   app.callback([flags] {
+    if (flags->task == "translate") return prepare_translate(*flags, flags->options.seed, flags->options.force);
+    if (flags->task != "corpus") ferry::user_error("--task: '", flags->task, "' (corpus or translate)");
     auto o = flags->options;
     o.assets = flags->assets.empty() ? ferry::assets_dir() : std::filesystem::path(flags->assets);
     o.out = flags->out.empty() ? ferry::data::default_corpus_dir() : std::filesystem::path(flags->out);
