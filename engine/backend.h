@@ -23,6 +23,9 @@ class Backend {
   virtual void synchronize() {}
   // Bytes this backend may hand out in total (physical memory on the CPU, device memory on a GPU).
   virtual size_t capacity() const = 0;
+  // The `--attention ferry|cudnn|auto` choice. The CPU has one attention (its reference): it takes
+  // ferry and auto and refuses cudnn with one line; the CUDA backend may run cuDNN's.
+  virtual void select_attention(const std::string& requested);
 };
 
 // Owns one allocation on a backend.

@@ -33,6 +33,12 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
+void Backend::select_attention(const std::string& requested) {
+  if (requested == "ferry" || requested == "auto") return;
+  if (requested == "cudnn") user_error("--attention cudnn needs the CUDA backend (this run uses the ", name(), " one)");
+  user_error("--attention: expected ferry, cudnn or auto, got '", requested, "'");
+}
+
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
 std::unique_ptr<Backend> make_backend(const std::string& which) {

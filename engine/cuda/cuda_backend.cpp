@@ -27,10 +27,20 @@ CudaBackend::CudaBackend() {
   attach_cuda_kernels();
 }
 
+void CudaBackend::select_attention(const std::string& requested) {
+  attention_ = kernels::cuda::choose_attention(requested);
+}
+
+kernels::cuda::CudnnAttention& CudaBackend::cudnn_attention() {
+  if (!cudnn_) cudnn_ = std::make_unique<kernels::cuda::CudnnAttention>();
+  return *cudnn_;
+}
+
 CudaBackend::~CudaBackend() {
   // No throwing from a destructor: errors here are reported by whatever call failed first.
   if (stream_) cudaStreamSynchronize(stream_);
   if (workspace_) cudaFree(workspace_);
+  cudnn_.reset();
   matmul_.reset();
   if (stream_) cudaStreamDestroy(stream_);
 }

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "engine/backend.h"
+#include "kernels/cuda/attention_cudnn.h"
 #include "kernels/matmul.h"
 
 namespace ferry::gpu {
@@ -43,6 +44,12 @@ class CudaBackend final : public Backend {
   void set_capturing(bool on) { capturing_ = on; }
   bool capturing() const { return capturing_; }
 
+  // Which attention kernels run (kernels/cuda/attention_cudnn.h: choose_attention); cuDNN's object
+  // and its plan cache are made on first use.
+  void select_attention(const std::string& requested) override;
+  bool uses_cudnn_attention() const { return attention_ == kernels::cuda::AttentionBackend::Cudnn; }
+  kernels::cuda::CudnnAttention& cudnn_attention();
+
  private:
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
@@ -51,6 +58,8 @@ class CudaBackend final : public Backend {
   size_t workspace_bytes_ = 0;
   size_t capacity_ = 0;
   bool capturing_ = false;
+  kernels::cuda::AttentionBackend attention_ = kernels::cuda::AttentionBackend::Ferry;
+  std::unique_ptr<kernels::cuda::CudnnAttention> cudnn_;
 };
 
 // The CUDA backend behind a Backend reference (an internal error when it is another backend).

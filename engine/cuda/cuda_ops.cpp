@@ -112,11 +112,17 @@ void attach_all() {
     kc::gelu_backward(bf(c, c.out[0]), bf(c, c.in[0]), bf(c, c.in[1]), size_t(c.in[0].numel()), stream(c));
   });
 
-  // Flash kernels for head sizes 64 and 128; the plain kernels for the small heads of test models.
+  // Flash kernels for head sizes 64 and 128 (ferry's, or cuDNN's under --attention cudnn); the plain
+  // kernels for the small heads of test models.
   set_op_kernel("attention", Device::CUDA, [](KernelCall& c) {
     const AttnDims d = attn_dims(c.in[0].shape, c.node.attrs.i("n_head"));
     const bool causal = c.node.attrs.flag("causal");
-    if (flash_head(d.HS))
+    if (flash_head(d.HS) && be(c).uses_cudnn_attention()) {
+      auto& cudnn = be(c).cudnn_attention();
+      const size_t ws = cudnn.forward_workspace_bytes(d.B, d.T, d.NH, d.HS, causal, i32(c, 1) != nullptr);
+      cudnn.forward(bf(c, c.out[0]), f32(c, c.out[1]), bf(c, c.in[0]), i32(c, 1), d.B, d.T, d.NH, d.HS, causal,
+                    be(c).workspace(ws), ws, stream(c));
+    } else if (flash_head(d.HS))
       kc::attention_forward(bf(c, c.out[0]), f32(c, c.out[1]), bf(c, c.in[0]), i32(c, 1), d.B, d.T, d.NH, d.HS,
                             causal, stream(c));
     else
@@ -126,7 +132,12 @@ void attach_all() {
   set_op_kernel("attention_backward", Device::CUDA, [](KernelCall& c) {
     const AttnDims d = attn_dims(c.in[1].shape, c.node.attrs.i("n_head"));
     const bool causal = c.node.attrs.flag("causal");
-    if (flash_head(d.HS)) {
+    if (flash_head(d.HS) && be(c).uses_cudnn_attention()) {
+      auto& cudnn = be(c).cudnn_attention();
+      const size_t ws = cudnn.backward_workspace_bytes(d.B, d.T, d.NH, d.HS, causal, i32(c, 4) != nullptr);
+      cudnn.backward(bf(c, c.out[0]), bf(c, c.in[0]), bf(c, c.in[1]), bf(c, c.in[2]), f32(c, c.in[3]), i32(c, 4), d.B,
+                     d.T, d.NH, d.HS, causal, be(c).workspace(ws), ws, stream(c));
+    } else if (flash_head(d.HS)) {
       const size_t ws = kc::attention_backward_workspace_bytes(d.B, d.T, d.NH);
       kc::attention_backward(bf(c, c.out[0]), bf(c, c.in[0]), bf(c, c.in[1]), bf(c, c.in[2]), f32(c, c.in[3]),
                              i32(c, 4), d.B, d.T, d.NH, d.HS, causal, be(c).workspace(ws), ws, stream(c));

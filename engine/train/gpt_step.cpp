@@ -10,6 +10,7 @@ namespace ferry {
 
 GptStep make_gpt_step(const RunConfig& c, Backend& backend) {
   const TrainConfig& t = c.train;
+  backend.select_attention(t.attention);
   GptBuildOptions opt;
   opt.batch = t.batch_size;
   opt.seq_len = t.seq_len;

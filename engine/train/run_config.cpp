@@ -119,6 +119,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& source) {
     s.read("seed", t.seed);
     s.read("out_dir", t.out_dir);
     s.read("device", t.device);
+    s.read("attention", t.attention);
     s.read("memory_limit_gb", t.memory_limit_gb);
     s.read("checkpoint_every", t.checkpoint_every);
     s.read("keep_checkpoints", t.keep_checkpoints);
@@ -181,6 +182,8 @@ void validate_run_config(const RunConfig& c) {
   if (t.out_dir.empty()) user_error("train.out_dir must not be empty");
   if (t.device != "auto" && t.device != "cpu" && t.device != "cuda")
     user_error("train.device must be auto, cpu or cuda, got '", t.device, "'");
+  if (t.attention != "ferry" && t.attention != "cudnn" && t.attention != "auto")
+    user_error("train.attention must be ferry, cudnn or auto, got '", t.attention, "'");
   if (t.memory_limit_gb < 0) user_error("train.memory_limit_gb must not be negative");
   if (t.checkpoint_every < 0) user_error("train.checkpoint_every must not be negative (0 disables), got ", t.checkpoint_every);
   if (t.keep_checkpoints < 0) user_error("train.keep_checkpoints must not be negative (0 keeps all), got ", t.keep_checkpoints);
@@ -218,7 +221,7 @@ nlohmann::json to_json(const RunConfig& c) {
         {"weight_decay", t.adamw.weight_decay}, {"grad_clip", t.adamw.grad_clip},
         {"eval_every", t.eval_every},     {"eval_batches", t.eval_batches},
         {"log_every", t.log_every},       {"seed", t.seed},
-        {"out_dir", t.out_dir},           {"device", t.device},
+        {"out_dir", t.out_dir},           {"device", t.device},           {"attention", t.attention},
         {"memory_limit_gb", t.memory_limit_gb}, {"checkpoint_every", t.checkpoint_every},
         {"keep_checkpoints", t.keep_checkpoints}, {"sample_every", t.sample_every},
         {"sample_prompt", t.sample_prompt}, {"sample_tokens", t.sample_tokens}}},

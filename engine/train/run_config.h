@@ -27,6 +27,7 @@ struct TrainConfig {
   uint64_t seed = 1337;
   std::string out_dir = "runs/default";
   std::string device = "auto";
+  std::string attention = "auto";  // ferry | cudnn | auto (the faster on this card, as benchmarked)
   double memory_limit_gb = 0;  // 0: whatever the backend has
   int checkpoint_every = 0;    // steps between checkpoints in <out_dir>/checkpoints (0: none)
   int keep_checkpoints = 3;    // newest checkpoints kept (0: all)

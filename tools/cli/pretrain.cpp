@@ -18,7 +18,7 @@ struct PretrainArgs {
   bool zero1 = false;
   std::optional<uint64_t> seed;
   std::optional<float> lr;
-  std::optional<std::string> out_dir, data, device, resume;
+  std::optional<std::string> out_dir, data, device, resume, attention;
 };
 
 // Shards are token files; anything else given to --data is a text file read byte-level.
@@ -44,6 +44,8 @@ void setup(CLI::App& app) {
       ->expected(0, 1)
       ->default_str("auto");
   app.add_option("--device", a->device, "override train.device: auto, cpu or cuda");
+  app.add_option("--attention", a->attention,
+                 "override train.attention: ferry, cudnn or auto (the faster on this card per kernels_bench)");
   app.add_option("--tp", a->tp, "override parallel.tp (tensor-parallel ranks; dp = world / (tp*pp))");
   app.add_option("--pp", a->pp, "override parallel.pp (pipeline stages)");
   app.add_flag("--zero1", a->zero1, "shard optimizer state across data-parallel ranks (parallel.zero1)");
@@ -59,6 +61,7 @@ void setup(CLI::App& app) {
     if (a->seed) t.seed = *a->seed;
     if (a->out_dir) t.out_dir = *a->out_dir;
     if (a->device) t.device = *a->device;
+    if (a->attention) t.attention = *a->attention;
     if (a->tp) c.parallel.tp = *a->tp;
     if (a->pp) c.parallel.pp = *a->pp;
     if (a->zero1) c.parallel.zero1 = true;
