@@ -20,9 +20,9 @@ if ((${#need[@]})); then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-if [[ -x scripts/fetch_assets.sh ]]; then
-  bash scripts/fetch_assets.sh
-fi
+bash scripts/fetch_assets.sh
+# English and Spanish Bibles (Debian's sword packages) for the translation task's data.
+bash scripts/fetch_translate_data.sh
 
 export CCACHE_BASEDIR="$PWD"
 export CCACHE_DIR=${CCACHE_DIR:-/root/.cache/ccache}
