@@ -25,9 +25,9 @@ $F finetune --task lm --from-scratch --model tiny --vocab-size 4096 --sources im
 common=(--task sentiment --labels 1000 --steps 150 --batch-size 16 --seq-len 128 --lr 1e-3 --warmup 15
         --eval-every 50 --dev-limit 300 --test-limit 2000)
 echo "== 2/3 fine-tuning the pretrained model on 1,000 IMDB labels"
-$F finetune "${common[@]}" --init "$OUT/pretrain/model" --out "$OUT/pretrained" "$@" | tee "$OUT/pretrained.txt"
+$F finetune "${common[@]}" --init "$OUT/pretrain" --out "$OUT/pretrained" "$@" | tee "$OUT/pretrained.txt"
 echo "== 3/3 the same architecture, vocabulary and budget from scratch"
-$F finetune "${common[@]}" --init "$OUT/pretrain/model" --from-scratch --out "$OUT/scratch" "$@" |
+$F finetune "${common[@]}" --init "$OUT/pretrain" --from-scratch --out "$OUT/scratch" "$@" |
   tee "$OUT/scratch.txt"
 
 python3 - "$OUT" <<'PY' 2>/dev/null || cat "$OUT/pretrained.txt" "$OUT/scratch.txt"

@@ -22,17 +22,28 @@ GptConfig model_preset(const std::string& name) {
 
 namespace {
 
-// A dense layer of a block, with its LoRA path when adapters are on.
-int dense(Graph& g, int x, const std::string& prefix, int oc, int ic, int layer, DType dt, const LoraConfig& lora,
-          const std::string& node_name) {
-  const int w = g.add_param(prefix + ".weight", {oc, ic}, dt, true, layer);
-  const int b = g.add_param(prefix + ".bias", {oc}, dt, false, layer);
-  int y = g.add("matmul", {x, w, b}, {}, node_name)[0];
+// The parameters of one dense layer of a block (its LoRA adapters after the bias when on).
+struct Dense {
+  int w = -1, b = -1, lora_a = -1, lora_b = -1;
+};
+
+Dense dense_params(Graph& g, const std::string& prefix, int oc, int ic, int layer, DType dt, const LoraConfig& lora) {
+  Dense d;
+  d.w = g.add_param(prefix + ".weight", {oc, ic}, dt, true, layer);
+  d.b = g.add_param(prefix + ".bias", {oc}, dt, false, layer);
   if (lora.rank > 0) {
-    const int a = g.add_param(prefix + ".lora_a", {lora.rank, ic}, dt, false, layer);
-    const int bb = g.add_param(prefix + ".lora_b", {oc, lora.rank}, dt, false, layer);
-    const int down = g.add("matmul", {x, a}, {}, node_name + ".lora_down")[0];
-    const int up = g.add("matmul", {down, bb}, {}, node_name + ".lora_up")[0];
+    d.lora_a = g.add_param(prefix + ".lora_a", {lora.rank, ic}, dt, false, layer);
+    d.lora_b = g.add_param(prefix + ".lora_b", {oc, lora.rank}, dt, false, layer);
+  }
+  return d;
+}
+
+// x·Wᵀ + b, plus the LoRA path (alpha/rank)·B·(A·x) when adapters are on.
+int dense(Graph& g, int x, const Dense& d, const LoraConfig& lora, const std::string& node_name) {
+  int y = g.add("matmul", {x, d.w, d.b}, {}, node_name)[0];
+  if (d.lora_a >= 0) {
+    const int down = g.add("matmul", {x, d.lora_a}, {}, node_name + ".lora_down")[0];
+    const int up = g.add("matmul", {down, d.lora_b}, {}, node_name + ".lora_up")[0];
     const int scaled = g.add("scale", {up}, {{"s", lora.scaling()}}, node_name + ".lora_scale")[0];
     y = g.add("add", {y, scaled}, {}, node_name + ".lora_add")[0];
   }
@@ -50,42 +61,58 @@ Trunk build_trunk(Graph& g, const GptConfig& c, const TrunkOptions& o) {
   Trunk t;
   const int64_t B = o.batch, T = o.seq_len, C = c.n_embd, V = c.vocab_size;
   const DType dt = o.dtype;
-  t.tokens = g.add_input("tokens", {B, T}, DType::I32);
+  t.tokens = o.tokens >= 0 ? o.tokens : g.add_input("tokens", {B, T}, DType::I32);
   if (o.key_lengths) t.lengths = g.add_input("lengths", {B}, DType::I32);
+
+  // Every parameter first, in llm.c's per-layer order (the flat layout checkpoints and the
+  // parallel rewrites rely on), then the nodes.
   t.wte = g.add_param("wte", {V, C}, dt, true, -1);
   const int wpe = g.add_param("wpe", {c.max_seq_len, C}, dt, true, -1);
+  struct Block {
+    int ln1w, ln1b, ln2w, ln2b;
+    Dense qkv, proj, fc, fc2;
+  };
+  std::vector<Block> blocks(c.n_layer);
+  for (int l = 0; l < c.n_layer; ++l) {
+    const std::string p = "h." + std::to_string(l) + ".";
+    Block& b = blocks[l];
+    b.ln1w = g.add_param(p + "ln_1.weight", {C}, dt, false, l);
+    b.ln1b = g.add_param(p + "ln_1.bias", {C}, dt, false, l);
+    b.qkv = dense_params(g, p + "attn.qkv", 3 * C, C, l, dt, o.lora);
+    b.proj = dense_params(g, p + "attn.proj", C, C, l, dt, o.lora);
+    b.ln2w = g.add_param(p + "ln_2.weight", {C}, dt, false, l);
+    b.ln2b = g.add_param(p + "ln_2.bias", {C}, dt, false, l);
+    b.fc = dense_params(g, p + "mlp.fc", 4 * C, C, l, dt, o.lora);
+    b.fc2 = dense_params(g, p + "mlp.proj", C, 4 * C, l, dt, o.lora);
+  }
+  const int lnfw = g.add_param("ln_f.weight", {C}, dt, false, -1);
+  const int lnfb = g.add_param("ln_f.bias", {C}, dt, false, -1);
+  t.lm_head = c.tied_head ? t.wte : o.lm_head ? g.add_param("lm_head.weight", {V, C}, dt, true, -1) : -1;
 
   int resid = g.add("embedding", {t.tokens, t.wte, wpe}, {}, "embed")[0];
   int pending = -1;  // the branch output still to be added into the residual stream
   for (int l = 0; l < c.n_layer; ++l) {
-    const std::string p = "h." + std::to_string(l) + ".";
+    const Block& b = blocks[l];
     const std::string n = "h" + std::to_string(l) + ".";
-    const int ln1w = g.add_param(p + "ln_1.weight", {C}, dt, false, l);
-    const int ln1b = g.add_param(p + "ln_1.bias", {C}, dt, false, l);
     int normed;
     if (pending < 0) {
-      normed = g.add("layernorm", {resid, ln1w, ln1b}, {}, n + "ln1")[0];
+      normed = g.add("layernorm", {resid, b.ln1w, b.ln1b}, {}, n + "ln1")[0];
     } else {
-      auto o1 = g.add("residual_layernorm", {resid, pending, ln1w, ln1b}, {}, n + "ln1");
+      auto o1 = g.add("residual_layernorm", {resid, pending, b.ln1w, b.ln1b}, {}, n + "ln1");
       resid = o1[0];
       normed = o1[1];
     }
-    const int qkv = dense(g, normed, p + "attn.qkv", 3 * C, C, l, dt, o.lora, n + "qkv");
+    const int qkv = dense(g, normed, b.qkv, o.lora, n + "qkv");
     const int att = g.add("attention", {qkv, t.lengths}, {{"n_head", c.n_head}, {"causal", c.causal ? 1 : 0}},
                           n + "attn")[0];
-    const int proj = dense(g, att, p + "attn.proj", C, C, l, dt, o.lora, n + "proj");
-    const int ln2w = g.add_param(p + "ln_2.weight", {C}, dt, false, l);
-    const int ln2b = g.add_param(p + "ln_2.bias", {C}, dt, false, l);
-    auto o2 = g.add("residual_layernorm", {resid, proj, ln2w, ln2b}, {}, n + "ln2");
+    const int proj = dense(g, att, b.proj, o.lora, n + "proj");
+    auto o2 = g.add("residual_layernorm", {resid, proj, b.ln2w, b.ln2b}, {}, n + "ln2");
     resid = o2[0];
-    const int fc = dense(g, o2[1], p + "mlp.fc", 4 * C, C, l, dt, o.lora, n + "fc");
+    const int fc = dense(g, o2[1], b.fc, o.lora, n + "fc");
     const int act = g.add("gelu", {fc}, {}, n + "gelu")[0];
-    pending = dense(g, act, p + "mlp.proj", C, 4 * C, l, dt, o.lora, n + "fc2");
+    pending = dense(g, act, b.fc2, o.lora, n + "fc2");
   }
-  const int lnfw = g.add_param("ln_f.weight", {C}, dt, false, -1);
-  const int lnfb = g.add_param("ln_f.bias", {C}, dt, false, -1);
-  t.hidden = pending < 0 ? g.add("layernorm", {resid, lnfw, lnfb}, {}, "ln_f")[0]
-                         : g.add("residual_layernorm", {resid, pending, lnfw, lnfb}, {}, "ln_f")[1];
+  t.hidden = g.add("residual_layernorm", {resid, pending, lnfw, lnfb}, {}, "ln_f")[1];
   return t;
 }
 

@@ -3,7 +3,8 @@
 //
 // Same blocks and parameter names as build_gpt (wte, wpe, h.N.ln_1.weight, …, ln_f.*), so a GPT
 // checkpoint loads into it by name; LoRA adds h.N.<matrix>.lora_a / lora_b, heads add head.<task>.*.
-// The trunk ends at the final layernorm: heads read `hidden` [B,T,C].
+// The trunk ends at the final layernorm: heads read `hidden` [B,T,C]. build_gpt is this trunk plus
+// the tied language-model head and cross_entropy, so pretraining and fine-tuning share one builder.
 //
 // Padding: with `key_lengths`, row b holds lengths[b] real tokens followed by padding; attention never
 // reads a key at or beyond the length (causal or not), so real positions do not depend on padding.
@@ -32,6 +33,8 @@ struct TrunkOptions {
   int seq_len = 1;
   DType dtype = DType::F32;
   bool key_lengths = true;  // an i32 [B] input masking padded keys
+  int tokens = -1;          // an i32 [B,T] input the caller already added (-1: the trunk adds "tokens")
+  bool lm_head = false;     // an untied config (tied_head = false) gets its lm_head.weight after ln_f
   LoraConfig lora;
 };
 
@@ -40,6 +43,7 @@ struct Trunk {
   int lengths = -1;  // input i32 [B] (absent when key_lengths = false)
   int hidden = -1;   // [B,T,C], after ln_f
   int wte = -1;      // the token embedding, for a tied language-model head
+  int lm_head = -1;  // [V,C]: wte when tied, lm_head.weight when untied and TrunkOptions::lm_head
 };
 
 Trunk build_trunk(Graph& g, const GptConfig& c, const TrunkOptions& o);

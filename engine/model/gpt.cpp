@@ -5,6 +5,7 @@
 #include <map>
 
 #include "engine/error.h"
+#include "engine/model/encoder.h"
 #include "engine/random.h"
 
 namespace ferry {
@@ -61,62 +62,20 @@ GptGraph build_gpt(const GptConfig& c, const GptBuildOptions& o) {
   FERRY_CHECK(o.seq_len <= c.max_seq_len && o.batch > 0 && o.seq_len > 0, "build_gpt batch shape");
   GptGraph m;
   Graph& g = m.graph;
-  const int64_t B = o.batch, T = o.seq_len, C = c.n_embd, V = c.vocab_size;
-  const DType dt = o.dtype;
+  const int64_t B = o.batch, T = o.seq_len;
   m.tokens = g.add_input("tokens", {B, T}, DType::I32);
   if (o.with_loss) m.targets = g.add_input("targets", {B, T}, DType::I32);
 
-  const int wte = g.add_param("wte", {V, C}, dt, true, -1);
-  const int wpe = g.add_param("wpe", {c.max_seq_len, C}, dt, true, -1);
-  struct Block {
-    int ln1w, ln1b, qkvw, qkvb, projw, projb, ln2w, ln2b, fcw, fcb, fc2w, fc2b;
-  };
-  std::vector<Block> blocks(c.n_layer);
-  for (int l = 0; l < c.n_layer; ++l) {
-    const std::string p = "h." + std::to_string(l) + ".";
-    Block& b = blocks[l];
-    b.ln1w = g.add_param(p + "ln_1.weight", {C}, dt, false, l);
-    b.ln1b = g.add_param(p + "ln_1.bias", {C}, dt, false, l);
-    b.qkvw = g.add_param(p + "attn.qkv.weight", {3 * C, C}, dt, true, l);
-    b.qkvb = g.add_param(p + "attn.qkv.bias", {3 * C}, dt, false, l);
-    b.projw = g.add_param(p + "attn.proj.weight", {C, C}, dt, true, l);
-    b.projb = g.add_param(p + "attn.proj.bias", {C}, dt, false, l);
-    b.ln2w = g.add_param(p + "ln_2.weight", {C}, dt, false, l);
-    b.ln2b = g.add_param(p + "ln_2.bias", {C}, dt, false, l);
-    b.fcw = g.add_param(p + "mlp.fc.weight", {4 * C, C}, dt, true, l);
-    b.fcb = g.add_param(p + "mlp.fc.bias", {4 * C}, dt, false, l);
-    b.fc2w = g.add_param(p + "mlp.proj.weight", {C, 4 * C}, dt, true, l);
-    b.fc2b = g.add_param(p + "mlp.proj.bias", {C}, dt, false, l);
-  }
-  const int lnfw = g.add_param("ln_f.weight", {C}, dt, false, -1);
-  const int lnfb = g.add_param("ln_f.bias", {C}, dt, false, -1);
-  const int head = c.tied_head ? wte : g.add_param("lm_head.weight", {V, C}, dt, true, -1);
-
-  int resid = g.add("embedding", {m.tokens, wte, wpe}, {}, "embed")[0];
-  int pending = -1;  // the branch output still to be added into the residual stream
-  int normed = -1;
-  for (int l = 0; l < c.n_layer; ++l) {
-    const Block& b = blocks[l];
-    const std::string p = "h" + std::to_string(l) + ".";
-    if (pending < 0) {
-      normed = g.add("layernorm", {resid, b.ln1w, b.ln1b}, {}, p + "ln1")[0];
-    } else {
-      auto o1 = g.add("residual_layernorm", {resid, pending, b.ln1w, b.ln1b}, {}, p + "ln1");
-      resid = o1[0];
-      normed = o1[1];
-    }
-    const int qkv = g.add("matmul", {normed, b.qkvw, b.qkvb}, {}, p + "qkv")[0];
-    const int att = g.add("attention", {qkv, -1}, {{"n_head", c.n_head}, {"causal", c.causal ? 1 : 0}},
-                          p + "attn")[0];
-    const int proj = g.add("matmul", {att, b.projw, b.projb}, {}, p + "proj")[0];
-    auto o2 = g.add("residual_layernorm", {resid, proj, b.ln2w, b.ln2b}, {}, p + "ln2");
-    resid = o2[0];
-    const int fc = g.add("matmul", {o2[1], b.fcw, b.fcb}, {}, p + "fc")[0];
-    const int act = g.add("gelu", {fc}, {}, p + "gelu")[0];
-    pending = g.add("matmul", {act, b.fc2w, b.fc2b}, {}, p + "fc2")[0];
-  }
-  const int final_norm = g.add("residual_layernorm", {resid, pending, lnfw, lnfb}, {}, "ln_f")[1];
-  m.logits = g.add("matmul", {final_norm, head}, {}, "lm_head")[0];
+  // The fine-tuning trunk without padding masks or adapters: one builder for every model.
+  TrunkOptions to;
+  to.batch = o.batch;
+  to.seq_len = o.seq_len;
+  to.dtype = o.dtype;
+  to.key_lengths = false;
+  to.tokens = m.tokens;
+  to.lm_head = true;
+  const Trunk trunk = build_trunk(g, c, to);
+  m.logits = g.add("matmul", {trunk.hidden, trunk.lm_head}, {}, "lm_head")[0];
   if (o.with_loss) {
     auto ce = g.add("cross_entropy", {m.logits, m.targets},
                     {{"scale", o.loss_scale}, {"ignore_index", o.ignore_index}}, "loss");

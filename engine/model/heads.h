@@ -45,4 +45,19 @@ struct TaskGraph {
 // loss_scale: cross_entropy's scale (1/grad_accum).
 TaskGraph build_task_graph(const GptConfig& c, const HeadSpec& head, const TrunkOptions& o, float loss_scale = 1.0f);
 
+// Several heads on one trunk (multi-task): head k reads input "labels.<task>" and its cross_entropy
+// is scaled by weights[k]; the step's loss is sum_losses = Σ weights[k]·loss_k, so one backward
+// pass trains every head and the shared trunk. A row labelled for one task holds −1 in the other
+// tasks' labels, so each head learns only from its own rows (a head with no rows in a batch adds
+// nothing). Parameter names are those of each task's own graph: a task's model is the trunk plus
+// its head.<task>.* taken by name.
+struct MultiTaskGraph {
+  Graph graph;
+  Trunk trunk;
+  std::vector<int> labels, logits, losses;  // per head, in the order given
+  int loss = -1;
+};
+MultiTaskGraph build_multitask_graph(const GptConfig& c, const std::vector<HeadSpec>& heads,
+                                     const std::vector<float>& weights, const TrunkOptions& o);
+
 }  // namespace ferry

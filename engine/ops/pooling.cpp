@@ -5,6 +5,10 @@
 //                2 mean over the real tokens [0, lengths[b]).
 //   pool_tokens_backward(dy [B,C], lengths) -> dx [B,T,C]   written (zeros at unpooled positions)
 //   scale(x) -> s·x                                          attr s
+//   sum_losses(l0 [1], l1 [1], ...) -> Σ w_k·l_k [1]          attrs w0, w1, ... (default 1)
+//     the multi-task loss: each l_k is a cross_entropy loss whose dlogits its forward already wrote
+//     (scaled by the same w_k), so the rule hands the autodiff seed to each of them; it must be
+//     the root of autodiff, as cross_entropy itself must be.
 // Padding sits at the end of each row, so a row's pooled vector reads only its real tokens: with the
 // attention op's key lengths, what padding a batch holds never changes a prediction.
 // The loops are short and memory-bound; they live here rather than in kernels/ until a CUDA twin is
@@ -135,6 +139,33 @@ void register_pooling_ops() {
     });
   };
   register_op(scale);
+
+  OpDef sum;
+  sum.name = "sum_losses";
+  sum.infer = [](const Graph& g, const Node& n) {
+    FERRY_CHECK(!n.in.empty(), "sum_losses needs at least one loss");
+    const Value& first = g.values[n.in[0]];
+    for (int v : n.in)
+      FERRY_CHECK(g.values[v].shape == Shape{1} && g.values[v].dtype == first.dtype, "sum_losses inputs must be [1] ",
+                  dtype_name(first.dtype));
+    return std::vector<OutputSpec>{{{1}, first.dtype}};
+  };
+  sum.backward = [](Autodiff& ad, int i) {
+    const Node& n = ad.node(i);
+    FERRY_CHECK(ad.grad_of(n.out[0]) == Autodiff::kSeed, "sum_losses must be the loss autodiff starts from");
+    for (int v : n.in)
+      if (ad.needs_grad(v)) ad.contribute(v, Autodiff::kSeed);
+  };
+  sum.cpu = [](KernelCall& c) {
+    dispatch_float(c.out[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      double total = 0;
+      for (size_t k = 0; k < c.in.size(); ++k)
+        total += c.node.attrs.get("w" + std::to_string(k), 1.0) * static_cast<double>(*c.in[k].as<T>());
+      *c.out[0].as<T>() = static_cast<T>(total);
+    });
+  };
+  register_op(sum);
 }
 
 }  // namespace ferry

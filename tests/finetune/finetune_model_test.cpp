@@ -1,12 +1,14 @@
 // tests/finetune/finetune_model_test.cpp — task models behave as promised: padding never changes a
 // prediction, LoRA merged into the weights computes the same function, techniques set trainability
-// and learning-rate scales, model folders round-trip by name, and the commands run end to end on a
+// and learning-rate scales, task models round-trip by name in the checkpoint format (and a
+// pretraining checkpoint loads into a task graph), build_gpt is the trunk plus an LM head, and the commands run end to end on a
 // small NER fixture (finetune → eval → predict).
 #include <gtest/gtest.h>
 
 #include <fstream>
 
 #include "engine/backend.h"
+#include "engine/checkpoint/checkpoint.h"
 #include "engine/error.h"
 #include "engine/finetune/inference.h"
 #include "engine/finetune/model_file.h"
@@ -149,15 +151,19 @@ TEST(Techniques, TrainabilityAndLearningRates) {
   EXPECT_THROW(validate_techniques({"none", 0.0f, {}, 0}, c), UserError);
 }
 
-TEST(ModelFile, RoundTripsByName) {
+TEST(ModelFile, RoundTripsByNameAsACheckpoint) {
   test::TempDir dir;
   GptConfig c = model_preset("encoder-nano");
   TrunkOptions o;
   TaskGraph lm = build_task_graph(c, {"lm", HeadKind::LanguageModel, c.vocab_size, Pooling::Mean}, o);
   const auto params = random_params(lm.graph, c, 2);
-  save_model_file(dir.path() / "m", {{"hello", 1}}, lm.graph, params);
-  const ModelFile f = load_model_file(dir.path() / "m");
+  save_model_file(dir.path() / "m" / kTaskModelFile, c, {{"hello", 1}}, lm.graph, params);
+  const ModelFile f = load_model_file(dir.path() / "m");  // the folder finds its model.ckpt
   EXPECT_EQ(f.meta["hello"], 1);
+  EXPECT_FALSE(f.pretraining());
+  EXPECT_EQ(model_difference(f.config, c), "");
+  // The one checkpoint format: read_checkpoint reads it too.
+  EXPECT_EQ(read_checkpoint(dir.path() / "m" / kTaskModelFile).parameters, params);
   // Into a classifier graph: every trunk parameter loads, the head does not exist in the file.
   TaskGraph cls = build_task_graph(c, {"s", HeadKind::SequenceClassification, 2, Pooling::Mean}, o);
   std::vector<float> flat(static_cast<size_t>(cls.graph.param_count()), -7.0f);
@@ -166,8 +172,78 @@ TEST(ModelFile, RoundTripsByName) {
   const ParamInfo& src = lm.graph.params[lm.graph.param_index("h.0.mlp.fc.weight")];
   EXPECT_EQ(flat[w.offset + 3], params[src.offset + 3]);
   EXPECT_EQ(flat[cls.graph.params[cls.graph.param_index("head.s.weight")].offset], -7.0f);
-  std::ofstream(dir.path() / "m" / "params.bin", std::ios::trunc) << "x";
+  // A wider model's parameters do not fit: a clear error, not a silent partial load.
+  GptConfig wide = c;
+  wide.n_embd = 32;
+  TaskGraph other = build_task_graph(wide, {"s", HeadKind::SequenceClassification, 2, Pooling::Mean}, o);
+  std::vector<float> oflat(static_cast<size_t>(other.graph.param_count()));
+  EXPECT_THROW(load_params_by_name(f, other.graph, oflat), UserError);
+  std::ofstream(dir.path() / "m" / kTaskModelFile, std::ios::trunc) << "x";
   EXPECT_THROW(load_model_file(dir.path() / "m"), UserError);
+  EXPECT_THROW(load_model_file(dir.path() / "empty"), UserError);
+}
+
+TEST(ModelFile, PretrainingCheckpointLoadsIntoATaskGraph) {
+  test::TempDir dir;
+  GptConfig c = gpt_preset("nano");
+  GptBuildOptions go;
+  go.batch = 2;
+  go.seq_len = 8;
+  const GptGraph gpt = build_gpt(c, go);
+  Checkpoint ck;  // as ferry pretrain writes it: the GPT's flat order, with optimizer state
+  ck.step = 40;
+  ck.model = c;
+  ck.params = gpt_param_table(c);
+  ck.parameters = random_params(gpt.graph, c, 5);
+  ck.adam_m.assign(ck.parameters.size(), 0.0f);
+  ck.adam_v.assign(ck.parameters.size(), 0.0f);
+  ck.adam_steps = 40;
+  std::filesystem::create_directories(dir.path() / "run");
+  write_checkpoint(checkpoint_file(dir.path() / "run", 20), ck);
+  ck.parameters[0] += 1.0f;
+  write_checkpoint(checkpoint_file(dir.path() / "run", 40), ck);
+  const ModelFile f = load_model_file(dir.path() / "run");  // the newest of a run's checkpoints
+  EXPECT_TRUE(f.pretraining());
+  EXPECT_EQ(f.step, 40);
+  EXPECT_EQ(f.path.filename(), checkpoint_file(dir.path(), 40).filename());
+  TrunkOptions o;
+  o.batch = 2;
+  o.seq_len = 8;
+  TaskGraph ner = build_task_graph(c, {"ner", HeadKind::TokenClassification, 3, Pooling::Mean}, o);
+  std::vector<float> flat(static_cast<size_t>(ner.graph.param_count()), -7.0f);
+  EXPECT_EQ(load_params_by_name(f, ner.graph, flat), static_cast<int>(gpt.graph.params.size()));
+  for (const ParamInfo& p : gpt.graph.params) {
+    const ParamInfo& q = ner.graph.params[ner.graph.param_index(p.name)];
+    EXPECT_EQ(flat[q.offset], ck.parameters[p.offset]) << p.name;
+  }
+}
+
+// build_gpt is the trunk plus the tied head: the same parameters in the same order, and the same
+// loss as the task graph's language-model head (where the trunk adds its padding-mask input).
+TEST(Trunk, BuildGptIsTheTrunkWithAnLmHead) {
+  for (const bool tied : {true, false}) {
+    GptConfig c = gpt_preset("nano");
+    c.tied_head = tied;
+    GptBuildOptions go;
+    go.batch = 2;
+    go.seq_len = 8;
+    const GptGraph gpt = build_gpt(c, go);
+    TrunkOptions o;
+    o.batch = 2;
+    o.seq_len = 8;
+    const TaskGraph lm = build_task_graph(c, {"lm", HeadKind::LanguageModel, c.vocab_size, Pooling::Mean}, o);
+    ASSERT_EQ(gpt.graph.params.size(), lm.graph.params.size());
+    for (size_t i = 0; i < gpt.graph.params.size(); ++i) {
+      EXPECT_EQ(gpt.graph.params[i].name, lm.graph.params[i].name);
+      EXPECT_EQ(gpt.graph.params[i].offset, lm.graph.params[i].offset);
+    }
+    ASSERT_EQ(gpt.graph.nodes.size(), lm.graph.nodes.size());
+    for (size_t i = 0; i < gpt.graph.nodes.size(); ++i) EXPECT_EQ(gpt.graph.nodes[i].op, lm.graph.nodes[i].op);
+    // Every parameter before any node: the flat layout does not depend on how nodes interleave.
+    for (const ParamInfo& p : gpt.graph.params) EXPECT_LT(p.value, gpt.graph.nodes.front().out[0]);
+    EXPECT_EQ(gpt.graph.values[gpt.graph.nodes.front().in[0]].name, "tokens");
+    EXPECT_EQ(gpt.targets, 1);  // inputs first: tokens, targets
+  }
 }
 
 TEST(Commands, NerFinetuneEvalPredictEndToEnd) {
@@ -192,19 +268,133 @@ TEST(Commands, NerFinetuneEvalPredictEndToEnd) {
   EXPECT_GT(j["value"].get<double>(), 0.9) << r.out;  // the fixture's entities are trivially learnable
   EXPECT_TRUE(j["per_type"].contains("person"));
 
-  r = test::run_command(env + test::ferry_binary() + " eval " + out + "/model --split dev --out " + out + "/dev");
+  r = test::run_command(env + test::ferry_binary() + " eval " + out + " --split dev --out " + out + "/dev");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("entity F1"), std::string::npos) << r.out;
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "ner" / "dev" / "dev_predictions.tsv"));
 
-  r = test::run_command("echo 'I met Bob Smith in Rome today' | " + test::ferry_binary() + " predict " + out + "/model");
+  r = test::run_command("echo 'I met Bob Smith in Rome today' | " + test::ferry_binary() + " predict " + out + "/model.ckpt");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("[person Bob Smith]"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[location Rome]"), std::string::npos) << r.out;
 
+  // --init takes a pretraining checkpoint (GPT-2's vocabulary, parameters by name) as well.
+  GptConfig pc = gpt_preset("nano");
+  pc.vocab_size = tokenizer::Gpt2Tokenizer::kVocabSize;
+  Checkpoint ck;
+  ck.model = pc;
+  ck.params = gpt_param_table(pc);
+  GptBuildOptions go;
+  ck.parameters = random_params(build_gpt(pc, go).graph, pc, 3);
+  write_checkpoint(dir.path() / "pre.ckpt", ck);
+  r = test::run_command(env + test::ferry_binary() + " finetune --task ner --init " + (dir.path() / "pre.ckpt").string() +
+                        " --steps 4 --batch-size 4 --seq-len 16 --eval-every 0 --out " + out + "/fromckpt");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find(str_cat(ck.params.size(), " loaded from ")), std::string::npos) << r.out;
+  std::ifstream js2(dir.path() / "ner" / "fromckpt" / "eval.json");
+  js2 >> j;
+  EXPECT_NE(j["init"].get<std::string>().find("pre.ckpt"), std::string::npos);
+
   r = test::run_command(test::ferry_binary() + " eval " + out + "/nowhere");
   EXPECT_EQ(r.exit_code, 2) << r.out;
   r = test::run_command(env + test::ferry_binary() + " finetune --task ner --out " + out + "/x");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+}
+
+// An assets folder holding GPT-2's vocabulary and a synthetic IMDB file whose labels a small model
+// learns at once (one sentiment word per review among neutral ones), large enough for the split.
+std::filesystem::path synthetic_assets(const test::TempDir& dir) {
+  const auto assets = dir.path() / "assets";
+  std::filesystem::create_directories(assets / "imdb");
+  std::filesystem::create_directory_symlink(std::filesystem::absolute(tokenizer::Gpt2Tokenizer::default_dir()),
+                                            assets / "gpt2");
+  const std::vector<std::string> good = {"great", "wonderful", "superb", "brilliant"};
+  const std::vector<std::string> bad = {"terrible", "awful", "boring", "dreadful"};
+  const std::vector<std::string> filler = {"the", "film", "plot", "actor", "scene", "story", "was", "quite"};
+  std::mt19937_64 rng(7);
+  nlohmann::json reviews = nlohmann::json::array();
+  for (int i = 0; i < 2400; ++i) {
+    const int label = i % 2;
+    std::string t = "review " + std::to_string(i) + ":";
+    for (int w = 0; w < 6; ++w) t += " " + filler[rng() % filler.size()];
+    t += " " + (label ? good : bad)[rng() % 4];
+    reviews.push_back({{"t", t}, {"s", label}});
+  }
+  std::ofstream(assets / "imdb" / "reviews.json") << reviews.dump();
+  return assets;
+}
+
+nlohmann::json read_json(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  nlohmann::json j;
+  in >> j;
+  return j;
+}
+
+// --task multi from a config file (flags override it): one trunk, a sentiment head and an NER head,
+// each task scored and saved on its own; an unknown config key is refused.
+TEST(Commands, MultiTaskFromAConfigFile) {
+  if (!std::filesystem::exists(tokenizer::Gpt2Tokenizer::default_dir() / "vocab.bpe"))
+    GTEST_SKIP() << "GPT-2 vocabulary not fetched (scripts/fetch_assets.sh)";
+  test::TempDir dir;
+  const auto assets = synthetic_assets(dir);
+  const std::string env = "FERRY_ASSETS=" + assets.string() + " FERRY_NER_DIR=" +
+                          (test::source_dir() / "tests/finetune/fixtures/ner").string() + " ";
+  const std::string out = (dir.path() / "multi").string();
+  std::ofstream(dir.path() / "multi.toml") << "task = \"multi\"\ntasks = \"sentiment,ner\"\ntask-weights = \"1,1\"\n"
+                                              "from-scratch = true\nmodel = \"encoder-nano\"\nvocab-size = 128\n"
+                                              "steps = 500\nbatch-size = 8\nseq-len = 16\nlr = 2e-2\nwarmup = 5\n"
+                                              "eval-every = 30\nlabels = 80\ndev-limit = 40\ntest-limit = 60\n";
+  auto r = test::run_command(env + test::ferry_binary() + " finetune --config " + (dir.path() / "multi.toml").string() +
+                             " --steps 60 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json j = read_json(dir.path() / "multi" / "eval.json");
+  EXPECT_EQ(j["task"], "multi");
+  EXPECT_EQ(j["steps"], 60);  // the flag, not the file's 500
+  const nlohmann::json& s = j["tasks"]["sentiment"];
+  const nlohmann::json& n = j["tasks"]["ner"];
+  EXPECT_EQ(s["metric"], "accuracy");
+  EXPECT_EQ(n["metric"], "entity_f1");
+  EXPECT_GT(s["value"].get<double>(), 0.9) << r.out;  // both tasks learnt through one trunk
+  EXPECT_GT(n["value"].get<double>(), 0.8) << r.out;
+  EXPECT_EQ(read_json(dir.path() / "multi" / "ner" / "eval.json")["value"], n["value"]);
+  // Each task's model stands alone.
+  r = test::run_command(env + test::ferry_binary() + " eval " + out + "/sentiment --split test --limit 60");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("accuracy"), std::string::npos) << r.out;
+
+  std::ofstream(dir.path() / "bad.toml") << "task = \"ner\"\nlearning-rate = 1\n";
+  r = test::run_command(env + test::ferry_binary() + " finetune --config " + (dir.path() / "bad.toml").string() +
+                        " --from-scratch --out " + out + "/bad");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("learning-rate"), std::string::npos) << r.out;
+}
+
+// Domain adaptation (--adapt-steps): language-model steps on the review text before the classifier
+// start from the trunk and hand the adapted trunk to the classifier.
+TEST(Commands, DomainAdaptationRunsBeforeTheClassifier) {
+  if (!std::filesystem::exists(tokenizer::Gpt2Tokenizer::default_dir() / "vocab.bpe"))
+    GTEST_SKIP() << "GPT-2 vocabulary not fetched (scripts/fetch_assets.sh)";
+  test::TempDir dir;
+  const auto assets = synthetic_assets(dir);
+  const std::string env = "FERRY_ASSETS=" + assets.string() + " ";
+  const std::string out = (dir.path() / "adapt").string();
+  auto r = test::run_command(env + test::ferry_binary() +
+                             " finetune --task sentiment --from-scratch --model nano --vocab-size 96 --seq-len 16"
+                             " --batch-size 8 --labels 40 --dev-limit 20 --test-limit 20 --steps 3 --eval-every 0"
+                             " --adapt-steps 20 --lr 1e-2 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("domain adaptation: 20 LM steps"), std::string::npos) << r.out;
+  // The LM loss falls during adaptation (the review text is highly repetitive).
+  const auto first = r.out.find("adapt    1/20 | lm loss ");
+  const auto last = r.out.find("adapt   20/20 | lm loss ");
+  ASSERT_NE(first, std::string::npos) << r.out;
+  ASSERT_NE(last, std::string::npos) << r.out;
+  const double l1 = std::stod(r.out.substr(first + 24)), l20 = std::stod(r.out.substr(last + 24));
+  EXPECT_LT(l20, l1 - 0.5) << r.out;
+  EXPECT_EQ(read_json(dir.path() / "adapt" / "eval.json")["techniques"]["adapt_steps"], 20);
+  r = test::run_command(env + test::ferry_binary() + " finetune --task ner --from-scratch --adapt-steps 5 --out " + out +
+                        "/x");
   EXPECT_EQ(r.exit_code, 2) << r.out;
 }
 

@@ -1,9 +1,10 @@
 // tests/finetune/finetune_ops_test.cpp — the fine-tuning ops and graphs against finite differences
 // in fp64: pooling (first, last, mean over ragged lengths), scale, LoRA adapters inside a padded
-// bidirectional trunk, and both classification heads.
+// bidirectional trunk, both classification heads, and the multi-task sum of weighted losses.
 #include <gtest/gtest.h>
 
 #include "engine/backend.h"
+#include "engine/error.h"
 #include "engine/executor.h"
 #include "engine/model/heads.h"
 #include "tests/support/gradcheck.h"
@@ -115,6 +116,35 @@ TEST(FinetuneOps, CausalTaggerHead) {
   in.i32[t.trunk.lengths] = {4, 3};
   in.i32[t.labels] = {0, -1, 4, 1, 3, 2, -1, -1};
   expect_close(test::gradcheck(t.graph, in, rng(), 6));
+}
+
+// Multi-task: a classifier and a tagger on one padded encoder, rows split between the tasks, losses
+// weighted 0.7 / 1.9 and summed by sum_losses: the loss's value and every gradient (trunk and both
+// heads) against finite differences of that weighted sum.
+TEST(FinetuneOps, MultiTaskWeightedLossesOnOneTrunk) {
+  std::mt19937_64 rng(test::test_seed());
+  GptConfig c = model_preset("encoder-nano");
+  TrunkOptions o;
+  o.batch = 3;
+  o.seq_len = 4;
+  o.dtype = DType::F64;
+  MultiTaskGraph m = build_multitask_graph(c,
+                                           {{"sentiment", HeadKind::SequenceClassification, 2, Pooling::Mean},
+                                            {"ner", HeadKind::TokenClassification, 3, Pooling::Mean}},
+                                           {0.7f, 1.9f}, o);
+  test::GradcheckInputs in;
+  in.i32[m.trunk.tokens] = {1, 5, 9, 3, 2, 2, 7, 0, 4, 8, 0, 0};
+  in.i32[m.trunk.lengths] = {4, 3, 2};
+  in.i32[m.labels[0]] = {1, -1, 0};                          // rows 0 and 2: sentiment
+  in.i32[m.labels[1]] = {-1, -1, -1, -1, 2, 0, 1, -1, -1, -1, -1, -1};  // row 1: tagged
+  expect_close(test::gradcheck(m.graph, in, rng(), 6));
+  EXPECT_THROW(build_multitask_graph(c, {{"a", HeadKind::SequenceClassification, 2, Pooling::Mean}}, {1.0f}, o),
+               UserError);
+  EXPECT_THROW(build_multitask_graph(c,
+                                     {{"a", HeadKind::SequenceClassification, 2, Pooling::Mean},
+                                      {"b", HeadKind::SequenceClassification, 2, Pooling::Mean}},
+                                     {1.0f, 0.0f}, o),
+               UserError);
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ struct Args {
 void run(const Args& a) {
   const ModelFile f = load_model_file(a.model);
   TaskModel m;
-  m.meta = ModelMeta::from_json(f.meta);
+  m.meta = ModelMeta::of(f);
   m.batch = a.batch;
   if (!a.task.empty() && a.task != m.meta.task)
     user_error("--task ", a.task, ": the model in ", a.model, " was trained for ", m.meta.task);
@@ -45,7 +45,7 @@ void run(const Args& a) {
   auto backend = make_backend(a.device);
   EvalReport r = evaluate_model(m, *backend, params, data, a.split);
   r.json["model"] = std::filesystem::absolute(a.model).lexically_normal().string();
-  const std::filesystem::path out = a.out.empty() ? std::filesystem::path(a.model) : std::filesystem::path(a.out);
+  const std::filesystem::path out = a.out.empty() ? f.path.parent_path() : std::filesystem::path(a.out);
   const std::filesystem::path pred =
       a.predictions.empty() ? out / (a.split + "_predictions.tsv") : std::filesystem::path(a.predictions);
   write_eval(out, r, pred);
@@ -55,12 +55,12 @@ void run(const Args& a) {
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<Args>();
-  app.add_option("model", a->model, "model folder written by ferry finetune (<out>/model)")->required();
+  app.add_option("model", a->model, "model written by ferry finetune (<out>/model.ckpt or its folder <out>)")->required();
   app.add_option("--task", a->task, "check that the model was trained for this task (sentiment, ner)");
   app.add_option("--split", a->split, "dev | test");
   app.add_option("--limit", a->limit, "score at most this many examples (stratified for sentiment; 0: all)");
   app.add_option("--corpus", a->corpus, "ner: wnut17 | btc (default: the model's)");
-  app.add_option("--out", a->out, "folder for eval.json (default: the model folder)");
+  app.add_option("--out", a->out, "folder for eval.json (default: the model's folder)");
   app.add_option("--predictions", a->predictions, "predictions file (default: <out>/<split>_predictions.tsv)");
   app.add_option("--seed", a->seed, "the split's seed (must match fine-tuning's)");
   app.add_option("--batch-size", a->batch, "examples per forward pass");

@@ -1,15 +1,23 @@
 // tools/cli/finetune.cpp — `ferry finetune`: train a task head (and the trunk, as the techniques
 // allow) from a pretrained model folder or from scratch; keep the best parameters on the dev metric;
-// score the test split; write <out>/model (a model folder) and <out>/eval.json.
+// score the test split; write <out>/model.ckpt and <out>/eval.json.
 //
 //   ferry finetune --task lm --from-scratch --model tiny --vocab-size 8192 --out runs/pre   (pretrain)
 //   ferry finetune --task sentiment --init runs/pre/model --labels 1000 --out runs/ft
 //   ferry finetune --task sentiment --init runs/pre/model --from-scratch ...   (same architecture and
 //                  vocabulary, fresh weights: the baseline every result is compared with)
+//   ferry finetune --config configs/finetune_sentiment.toml --init runs/pre --out runs/ft --lr 3e-4
+//   ferry finetune --task multi --tasks sentiment,ner --task-weights 1,1 --init ... (one trunk, two heads)
+// --init takes any model in the one checkpoint format (engine/finetune/model_file.h): a
+// `ferry pretrain` checkpoint or run folder (GPT-2 vocabulary) or a `ferry finetune` output.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <iomanip>
 #include <random>
+#include <sstream>
+
+#include <toml++/toml.h>
 
 #include "engine/backend.h"
 #include "engine/device.h"
@@ -18,6 +26,7 @@
 #include "engine/finetune/model_file.h"
 #include "tools/cli/command.h"
 #include "tools/tasks/evaluation.h"
+#include "tools/tasks/multitask.h"
 
 namespace {
 
@@ -26,6 +35,7 @@ using namespace ferry::tasks;
 
 struct Args {
   std::string task, init, model, out, freeze = "none", pooling, corpus = "wnut17", device = "auto", sources;
+  std::string tasks = "sentiment,ner", task_weights;  // --task multi
   bool from_scratch = false;
   int vocab_size = 8192, steps = 200, batch = 16, seq_len = 128, warmup = 10, eval_every = 50, patience = 0;
   int lora_rank = 0, unfreeze_every = 0, adapt_steps = 0;
@@ -88,12 +98,35 @@ class TrainStream {
   size_t cursor_ = 0;
 };
 
-void run(const Args& a) {
-  if (a.task.empty()) user_error("--task is required (sentiment, ner, lm)");
-  if (a.out.empty()) user_error("--out is required");
-  if (a.init.empty() && !a.from_scratch) user_error("give --init MODEL_DIR, or --from-scratch");
-  if (a.batch <= 0 || a.seq_len <= 0) user_error("--batch-size and --seq-len must be positive");
+// The trunk's architecture and vocabulary: the --init model's, or a preset with a compact
+// vocabulary of the tasks' own text.
+void choose_trunk(const Args& a, const std::vector<std::string>& tasks, const DataOptions& dopt, TaskModel& m,
+                  std::string& init_desc) {
+  if (!a.init.empty()) {
+    const ModelFile f = load_model_file(a.init);
+    const ModelMeta base = ModelMeta::of(f);
+    m.meta.config = base.config;
+    m.meta.vocab = base.vocab;
+    if (!a.from_scratch) init_desc = std::filesystem::absolute(f.path).lexically_normal().string();
+    return;
+  }
+  const bool ner_only = tasks.size() == 1 && tasks[0] == "ner";
+  m.meta.config = model_preset(a.model.empty() ? (ner_only ? "encoder-tiny" : "tiny") : a.model);
+  if (a.vocab_size > 0) {
+    std::vector<int64_t> counts;
+    for (const auto& t : tasks) {
+      std::fprintf(stderr, "ferry: counting GPT-2 pieces of the %s text\n", t.c_str());
+      const auto c = gpt2_counts(t, dopt);
+      if (counts.empty()) counts.assign(c.size(), 0);
+      for (size_t i = 0; i < c.size(); ++i) counts[i] += c[i];
+    }
+    std::fprintf(stderr, "ferry: building a %d-piece vocabulary\n", a.vocab_size);
+    m.meta.vocab = TaskVocab::compact_from_counts(counts, a.vocab_size);
+  }
+  m.meta.config.vocab_size = m.meta.vocab.size();
+}
 
+DataOptions data_options(const Args& a) {
   DataOptions dopt;
   dopt.seq_len = a.seq_len;
   dopt.train_labels = a.labels;
@@ -103,7 +136,159 @@ void run(const Args& a) {
   dopt.corpus = a.corpus;
   if (!a.sources.empty()) dopt.lm_sources = split_list(a.sources);
   dopt.lm_bytes_per_source = a.lm_bytes;
+  return dopt;
+}
 
+Techniques techniques_of(const Args& a, const GptConfig& c) {
+  Techniques t;
+  t.freeze = a.freeze;
+  t.layer_lr_decay = a.layer_lr_decay;
+  t.lora.rank = a.lora_rank;
+  t.lora.alpha = a.lora_alpha;
+  t.unfreeze_every = a.unfreeze_every;
+  validate_techniques(t, c);
+  return t;
+}
+
+LoopConfig loop_config(const Args& a) {
+  LoopConfig lc;
+  lc.max_steps = a.steps;
+  lc.warmup_steps = a.warmup;
+  lc.lr = a.lr;
+  lc.min_lr = a.lr * a.min_lr_ratio;
+  lc.eval_every = a.eval_every;
+  lc.patience = a.patience;
+  lc.unfreeze_every = a.unfreeze_every;
+  return lc;
+}
+
+// --task multi: one trunk, a head per task, rows of each batch drawn from the tasks by weight;
+// each task scored and saved on its own (<out>/<task>/), and <out>/eval.json holding them all.
+void run_multi(const Args& a) {
+  const std::vector<std::string> names = split_list(a.tasks);
+  if (names.size() < 2) user_error("--tasks: give at least two tasks for --task multi, got '", a.tasks, "'");
+  for (const auto& t : names)
+    if (t != "sentiment" && t != "ner") user_error("--tasks: '", t, "' (multi-task takes sentiment and ner)");
+  std::vector<float> weights(names.size(), 1.0f);
+  if (!a.task_weights.empty()) {
+    const auto w = split_list(a.task_weights);
+    if (w.size() != names.size()) user_error("--task-weights: ", w.size(), " weights for ", names.size(), " tasks");
+    for (size_t k = 0; k < w.size(); ++k) {
+      try {
+        weights[k] = std::stof(w[k]);
+      } catch (const std::exception&) {
+        user_error("--task-weights: '", w[k], "' is not a number");
+      }
+    }
+  }
+  const DataOptions dopt = data_options(a);
+  TaskModel base;
+  base.batch = a.batch;
+  base.adamw.weight_decay = a.weight_decay;
+  base.meta.seq_len = a.seq_len;
+  std::string init_desc = "scratch";
+  choose_trunk(a, names, dopt, base, init_desc);
+  if (a.seq_len > base.meta.config.max_seq_len)
+    user_error("--seq-len ", a.seq_len, " exceeds the model's ", base.meta.config.max_seq_len, " positions");
+  base.techniques = techniques_of(a, base.meta.config);
+  std::fprintf(stderr, "ferry: %s\n", device_summary().c_str());
+
+  std::vector<TaskData> data;
+  std::vector<HeadSpec> heads;
+  std::vector<std::vector<std::string>> tags;
+  for (const auto& t : names) {
+    data.push_back(load_task(t, base.meta.vocab, dopt));
+    std::fprintf(stderr, "ferry: %s\n", data.back().description.c_str());
+    if (data.back().train.empty()) user_error("task ", t, ": no training examples");
+    heads.push_back(head_for_task(t, base.meta.config, a.pooling, data.back().tags));
+    tags.push_back(data.back().tags.names);
+  }
+  for (size_t k = 0; k < names.size(); ++k)
+    if (names[k] == "ner") base.meta.corpus = a.corpus;
+  MultiTaskModel mm(base, heads, tags, weights);
+  auto backend = make_backend(a.device);
+  int loaded = 0;
+  const std::vector<float> initial =
+      mm.initial_parameters(a.seed, a.from_scratch ? std::string() : a.init, &loaded);
+  std::fprintf(stderr, "ferry: multi-task %s: %zu heads on one %d-layer trunk, %d parameters loaded from %s\n",
+               a.tasks.c_str(), mm.size(), base.meta.config.n_layer, loaded, init_desc.c_str());
+
+  const MultiTaskInputs in = mm.inputs();
+  std::mt19937_64 rng(a.seed + 1);
+  std::vector<std::vector<size_t>> order(names.size());
+  std::vector<size_t> cursor(names.size(), 0);
+  auto next_example = [&](size_t k) -> const Example* {
+    auto& o = order[k];
+    if (cursor[k] == o.size()) {
+      o.resize(data[k].train.size());
+      for (size_t i = 0; i < o.size(); ++i) o[i] = i;
+      for (size_t i = o.size(); i > 1; --i) std::swap(o[i - 1], o[rng() % i]);
+      cursor[k] = 0;
+    }
+    return &data[k].train[o[cursor[k]++]];
+  };
+  LoopHooks h;
+  h.n_layer = base.meta.config.n_layer;
+  h.make_step = [&](int top) { return mm.make_step(*backend, top); };
+  h.next_batches = [&](int) {
+    std::vector<std::pair<int, const Example*>> rows;
+    for (int k : mm.draw_row_tasks(rng)) rows.emplace_back(k, next_example(static_cast<size_t>(k)));
+    return std::vector<Batch>{make_multitask_batch(in, rows, a.batch, a.seq_len, base.meta.vocab.pad())};
+  };
+  h.dev_metric = [&](StepRunner& s) {  // the mean of the tasks' dev metrics (accuracy, entity F1)
+    const std::vector<float> p = s.parameters();
+    double sum = 0;
+    for (size_t k = 0; k < mm.size(); ++k) {
+      const EvalReport r = evaluate_model(mm.task(k), *backend, mm.task_parameters(k, p), data[k], "dev");
+      std::fprintf(stderr, "  dev %s: %s\n", names[k].c_str(), r.summary.c_str());
+      sum += r.json["value"].get<double>();
+    }
+    return sum / double(mm.size());
+  };
+  const LoopResult res = run_finetune_loop(loop_config(a), h, initial);
+
+  const std::filesystem::path out(a.out);
+  nlohmann::json all = {{"task", "multi"}, {"metric", "mean_task_metric"}, {"split", "test"}, {"init", init_desc},
+                        {"steps", res.steps}, {"best_step", res.best_step}, {"dev_metric", res.best_metric},
+                        {"task_weights", weights}, {"tasks", nlohmann::json::object()}};
+  double sum = 0;
+  size_t labels = 0;
+  for (size_t k = 0; k < mm.size(); ++k) {
+    const TaskModel& tm = mm.task(k);
+    const std::vector<float> params = mm.task_parameters(k, res.best_params);
+    const TaskGraph export_graph = tm.graph(false, 0);
+    save_model_file(out / names[k] / kTaskModelFile, tm.meta.config, tm.meta.to_json(), export_graph.graph, params);
+    EvalReport r = evaluate_model(tm, *backend, params, data[k], "test");
+    r.json["n_train_labels"] = data[k].n_train_labels;
+    r.json["init"] = init_desc;
+    r.json["multi_task"] = a.tasks;
+    write_eval(out / names[k], r, out / names[k] / "predictions.tsv");
+    std::printf("multi-task %s test (init %s, %zu training labels): %s\n", names[k].c_str(), init_desc.c_str(),
+                data[k].n_train_labels, r.summary.c_str());
+    all["tasks"][names[k]] = r.json;
+    sum += r.json["value"].get<double>();
+    labels += data[k].n_train_labels;
+  }
+  all["value"] = sum / double(mm.size());
+  all["n_train_labels"] = labels;
+  EvalReport summary;
+  summary.json = all;
+  write_eval(out, summary, "");
+  std::fprintf(stderr, "ferry: models in %s/<task>/%s, metrics in %s\n", out.c_str(), kTaskModelFile,
+               (out / "eval.json").c_str());
+}
+
+void run(const Args& a) {
+  if (a.task.empty()) user_error("--task is required (sentiment, ner, lm, translate)");
+  if (a.out.empty()) user_error("--out is required");
+  if (a.init.empty() && !a.from_scratch) user_error("give --init MODEL, or --from-scratch");
+  if (a.batch <= 0 || a.seq_len <= 0) user_error("--batch-size and --seq-len must be positive");
+  if (a.adapt_steps < 0) user_error("--adapt-steps must be >= 0, got ", a.adapt_steps);
+  if (a.adapt_steps > 0 && a.task != "sentiment")
+    user_error("--adapt-steps applies to the sentiment task (its reviews' text), not ", a.task);
+  if (a.task == "multi") return run_multi(a);
+
+  const DataOptions dopt = data_options(a);
   TaskModel m;
   m.batch = a.batch;
   m.adamw.weight_decay = a.weight_decay;
@@ -111,20 +296,7 @@ void run(const Args& a) {
   m.meta.task = a.task;
   m.meta.corpus = a.task == "ner" ? a.corpus : "";
   std::string init_desc = "scratch";
-  if (!a.init.empty()) {
-    const ModelFile f = load_model_file(a.init);
-    const ModelMeta base = ModelMeta::from_json(f.meta);
-    m.meta.config = base.config;
-    m.meta.vocab = base.vocab;
-    if (!a.from_scratch) init_desc = std::filesystem::absolute(a.init).lexically_normal().string();
-  } else {
-    m.meta.config = model_preset(a.model.empty() ? (a.task == "ner" ? "encoder-tiny" : "tiny") : a.model);
-    if (a.vocab_size > 0) {
-      std::fprintf(stderr, "ferry: building a %d-piece vocabulary from the %s text\n", a.vocab_size, a.task.c_str());
-      m.meta.vocab = TaskVocab::compact_from_counts(gpt2_counts(a.task, dopt), a.vocab_size);
-    }
-    m.meta.config.vocab_size = m.meta.vocab.size();
-  }
+  choose_trunk(a, {a.task}, dopt, m, init_desc);
   if (a.seq_len > m.meta.config.max_seq_len)
     user_error("--seq-len ", a.seq_len, " exceeds the model's ", m.meta.config.max_seq_len, " positions");
 
@@ -134,12 +306,7 @@ void run(const Args& a) {
   if (data.train.empty()) user_error("task ", a.task, ": no training examples");
   m.meta.head = head_for_task(a.task, m.meta.config, a.pooling, data.tags);
   m.meta.tag_names = data.tags.names;
-  m.techniques.freeze = a.freeze;
-  m.techniques.layer_lr_decay = a.layer_lr_decay;
-  m.techniques.lora.rank = a.lora_rank;
-  m.techniques.lora.alpha = a.lora_alpha;
-  m.techniques.unfreeze_every = a.unfreeze_every;
-  validate_techniques(m.techniques, m.meta.config);
+  m.techniques = techniques_of(a, m.meta.config);
 
   auto backend = make_backend(a.device);
   int loaded = 0;
@@ -161,7 +328,6 @@ void run(const Args& a) {
   // Domain adaptation (ULMFiT): continued language-model training on the task's own unlabeled text
   // before the classifier — the trunk the task graph then starts from.
   if (a.adapt_steps > 0) {
-    if (a.task != "sentiment") user_error("--adapt-steps applies to the sentiment task (its reviews' text)");
     TaskModel lm = m;
     lm.meta.task = "lm";
     lm.meta.head = head_for_task("lm", m.meta.config, "", {});
@@ -207,14 +373,7 @@ void run(const Args& a) {
   }
 
   TrainStream stream(data.train, m, a.seed + 1);
-  LoopConfig lc;
-  lc.max_steps = a.steps;
-  lc.warmup_steps = a.warmup;
-  lc.lr = a.lr;
-  lc.min_lr = a.lr * a.min_lr_ratio;
-  lc.eval_every = a.eval_every;
-  lc.patience = a.patience;
-  lc.unfreeze_every = a.unfreeze_every;
+  const LoopConfig lc = loop_config(a);
   LoopHooks h;
   h.n_layer = m.meta.config.n_layer;
   h.make_step = [&](int top) { return m.make_step(*backend, top); };
@@ -236,9 +395,9 @@ void run(const Args& a) {
   const std::vector<float> best = m.exportable(res.best_params);
   const TaskGraph export_graph = m.graph(false, 0);
   const std::filesystem::path out(a.out);
-  save_model_file(out / "model", m.meta.to_json(), export_graph.graph, best);
+  save_model_file(out / kTaskModelFile, m.meta.config, m.meta.to_json(), export_graph.graph, best);
   EvalReport report;
-  if (m.meta.head.kind == HeadKind::LanguageModel) {
+  if (m.meta.head.kind == HeadKind::LanguageModel && a.task != "translate") {
     report.json = {{"task", "lm"}, {"metric", "heldout_loss"}, {"value", -res.best_metric}, {"split", "heldout"}};
     report.summary = str_cat("held-out LM loss ", -res.best_metric, " nats/token");
   } else {
@@ -253,21 +412,59 @@ void run(const Args& a) {
   report.json["techniques"] = {{"freeze", a.freeze}, {"layer_lr_decay", a.layer_lr_decay},
                                {"lora_rank", a.lora_rank}, {"lora_alpha", a.lora_alpha},
                                {"unfreeze_every", a.unfreeze_every}, {"adapt_steps", a.adapt_steps}};
-  write_eval(out, report, m.meta.head.kind == HeadKind::LanguageModel ? "" : out / "predictions.tsv");
+  write_eval(out, report, report.predictions.empty() ? "" : out / "predictions.tsv");
   std::printf("%s %s (init %s, %zu training labels): %s\n", a.task.c_str(), report.json.value("split", "").c_str(),
               init_desc.c_str(), data.n_train_labels, report.summary.c_str());
-  std::fprintf(stderr, "ferry: model in %s, metrics in %s\n", (out / "model").c_str(), (out / "eval.json").c_str());
+  std::fprintf(stderr, "ferry: model in %s, metrics in %s\n", (out / kTaskModelFile).c_str(), (out / "eval.json").c_str());
+}
+
+// One source of configuration: a TOML file (configs/finetune_*.toml) whose keys are the flags' own
+// names. Each key fills the option the command line left unset, through the option itself (same
+// parsing and checks as the flag); an unknown key or a malformed value is an error naming it.
+void apply_config(CLI::App& app, const std::string& file) {
+  toml::table t;
+  try {
+    t = toml::parse_file(file);
+  } catch (const toml::parse_error& e) {
+    user_error(file, ": ", e.description(), " (line ", e.source().begin.line, ")");
+  }
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    CLI::Option* opt = key == "config" ? nullptr : app.get_option_no_throw("--" + key);
+    if (!opt) user_error(file, ": unknown key '", key, "' (keys are ferry finetune's flag names, e.g. batch-size)");
+    if (opt->count() > 0) continue;  // the command line wins
+    std::string value;
+    if (auto s = v.value_exact<std::string>()) {
+      value = *s;
+    } else if (auto b = v.value_exact<bool>()) {
+      value = *b ? "true" : "false";
+    } else if (auto i = v.value_exact<int64_t>()) {
+      value = std::to_string(*i);
+    } else if (auto d = v.value_exact<double>()) {
+      std::ostringstream o;
+      o << std::setprecision(9) << *d;
+      value = o.str();
+    } else {
+      user_error(file, ": key '", key, "' must be a string, number or boolean");
+    }
+    try {
+      opt->add_result(value);
+      opt->run_callback();
+    } catch (const CLI::Error& e) {
+      user_error(file, ": ", key, " = ", value, ": ", e.what());
+    }
+  }
 }
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<Args>();
-  app.add_option("--task", a->task, "sentiment | ner | lm")->required();
-  app.add_option("--init", a->init, "model folder to start from (a pretrained trunk; its architecture and vocabulary)");
+  app.add_option("--task", a->task, "sentiment | ner | lm | multi | translate (en→es verse pairs, BLEU)");
+  app.add_option("--init", a->init, "model to start from: a checkpoint file, a ferry pretrain run folder or a ferry finetune output folder (its architecture and vocabulary)");
   app.add_flag("--from-scratch", a->from_scratch,
                "fresh weights (with --init: that model's architecture and vocabulary, not its weights)");
   app.add_option("--model", a->model, "preset without --init: tiny, micro, encoder-tiny, ... (default tiny; ner encoder-tiny)");
   app.add_option("--vocab-size", a->vocab_size, "without --init: compact vocabulary size from the task text (0: all of GPT-2's)");
-  app.add_option("--out", a->out, "output folder: model/, eval.json, predictions.tsv")->required();
+  app.add_option("--out", a->out, "output folder: model.ckpt, eval.json, predictions.tsv");
   app.add_option("--labels", a->labels, "training labels to use (sentiment: reviews, stratified; ner: sentences; 0 all)");
   app.add_option("--steps", a->steps, "optimizer steps");
   app.add_option("--batch-size", a->batch, "examples per step");
@@ -288,14 +485,24 @@ void setup(CLI::App& app) {
   app.add_option("--adapt-steps", a->adapt_steps, "sentiment: LM steps on the review text before the classifier");
   app.add_option("--pooling", a->pooling, "sentiment: first | last | mean (default: last for GPT, mean for an encoder)");
   app.add_option("--corpus", a->corpus, "ner: wnut17 | btc");
+  app.add_option("--tasks", a->tasks, "multi: the tasks sharing the trunk, comma-separated (sentiment,ner)");
+  app.add_option("--task-weights", a->task_weights,
+                 "multi: each task's share of a batch's rows and loss weight, comma-separated (default equal)");
   app.add_option("--sources", a->sources, "lm: text sources, comma-separated (gutenberg, sotu, imdb)");
   app.add_option("--lm-bytes", a->lm_bytes, "lm: at most this many bytes per source (0: all)");
   app.add_option("--seed", a->seed, "seed for initialization, splits, subsets and order");
   app.add_option("--device", a->device, "auto | cpu | cuda");
-  app.callback([a] { run(*a); });
+  auto config = std::make_shared<std::string>();
+  app.add_option("--config", *config,
+                 "TOML file of options, keys named as the flags (batch-size = 16); flags given here override it");
+  app.callback([a, config, &app] {
+    if (!config->empty()) apply_config(app, *config);
+    run(*a);
+  });
 }
 
 }  // namespace
 
-FERRY_COMMAND(finetune, "finetune", "Fine-tune a model on a task (sentiment, ner, lm) from a model folder or scratch",
+FERRY_COMMAND(finetune, "finetune",
+              "Fine-tune a model on a task (sentiment, ner, lm, translate) from a model folder or scratch",
               setup);

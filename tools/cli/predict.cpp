@@ -26,7 +26,7 @@ struct Args {
 void run(const Args& a) {
   const ModelFile f = load_model_file(a.model);
   TaskModel m;
-  m.meta = ModelMeta::from_json(f.meta);
+  m.meta = ModelMeta::of(f);
   m.batch = 1;
   if (m.meta.head.kind == HeadKind::LanguageModel) user_error("predict: ", a.model, " is a language model, not a task model");
   TaskGraph g = m.graph(false, 0);

@@ -31,6 +31,35 @@ Batch make_batch(const GraphInputs& in, HeadKind kind, const std::vector<const E
   return b;
 }
 
+Batch make_multitask_batch(const MultiTaskInputs& in, const std::vector<std::pair<int, const Example*>>& rows, int B,
+                           int T, int32_t pad) {
+  FERRY_CHECK(static_cast<int>(rows.size()) <= B && in.labels.size() == in.kinds.size(), "make_multitask_batch shape");
+  std::vector<const Example*> all;
+  for (const auto& [task, e] : rows) all.push_back(e);
+  // Tokens and lengths as for one task; then each head's labels from its own rows only.
+  Batch b = make_batch({in.tokens, in.lengths, -1}, HeadKind::SequenceClassification, all, B, T, pad);
+  b.inputs.pop_back();  // the placeholder labels
+  for (size_t k = 0; k < in.labels.size(); ++k) {
+    std::vector<const Example*> own(rows.size(), nullptr);
+    for (size_t r = 0; r < rows.size(); ++r)
+      if (rows[r].first == static_cast<int>(k)) own[r] = rows[r].second;
+    const bool per_token = in.kinds[k] != HeadKind::SequenceClassification;
+    std::vector<int32_t> labels(per_token ? static_cast<size_t>(B) * T : static_cast<size_t>(B), kIgnoreLabel);
+    for (size_t r = 0; r < own.size(); ++r) {
+      if (!own[r]) continue;
+      const Example& e = *own[r];
+      const int n = std::min<int>(T, static_cast<int>(e.ids.size()));
+      if (per_token) {
+        for (int t = 0; t < n && t < static_cast<int>(e.token_labels.size()); ++t) labels[r * T + t] = e.token_labels[t];
+      } else {
+        labels[r] = e.label;
+      }
+    }
+    b.inputs.emplace_back(in.labels[k], std::move(labels));
+  }
+  return b;
+}
+
 std::vector<Example> lm_windows(const std::vector<int32_t>& stream, int T) {
   std::vector<Example> out;
   for (size_t s = 0; s + static_cast<size_t>(T) + 1 <= stream.size(); s += static_cast<size_t>(T)) {

@@ -29,6 +29,16 @@ struct GraphInputs {
 Batch make_batch(const GraphInputs& in, HeadKind kind, const std::vector<const Example*>& rows, int B, int T,
                  int32_t pad);
 
+// Multi-task batches (heads.h build_multitask_graph): row r is an example of task rows[r].first;
+// its labels go to that head's input, −1 (no loss) to every other head's.
+struct MultiTaskInputs {
+  int tokens = -1, lengths = -1;
+  std::vector<int> labels;      // per head
+  std::vector<HeadKind> kinds;  // per head
+};
+Batch make_multitask_batch(const MultiTaskInputs& in, const std::vector<std::pair<int, const Example*>>& rows, int B,
+                           int T, int32_t pad);
+
 // Language-model examples from a token stream: windows of T+1 tokens, stride T.
 //   causal:  ids = w[0..T), token_labels = w[1..T]
 //   masked:  (encoder MLM) 15% of positions chosen; label = the original token there, −1 elsewhere;

@@ -110,6 +110,20 @@ ModelMeta ModelMeta::from_json(const nlohmann::json& j) {
   return m;
 }
 
+ModelMeta ModelMeta::of(const ModelFile& f) {
+  if (!f.pretraining()) return from_json(f.meta);
+  if (f.config.vocab_size < tokenizer::Gpt2Tokenizer::kVocabSize)
+    user_error("model ", f.path.string(), ": a pretraining checkpoint with vocab_size ", f.config.vocab_size,
+               " (the fine-tuning commands read GPT-2's ", tokenizer::Gpt2Tokenizer::kVocabSize, " ids)");
+  ModelMeta m;
+  m.config = f.config;
+  m.vocab = TaskVocab::gpt2();
+  m.task = "lm";
+  m.head = head_for_task("lm", m.config, "", {});
+  m.seq_len = std::min(m.config.max_seq_len, 128);
+  return m;
+}
+
 HeadSpec head_for_task(const std::string& task, const GptConfig& c, const std::string& pooling, const TagSet& tags) {
   HeadSpec h;
   h.task = task;

@@ -16,6 +16,7 @@
 
 #include "engine/backend.h"
 #include "engine/finetune/inference.h"
+#include "engine/finetune/model_file.h"
 #include "engine/model/heads.h"
 #include "tools/tasks/batches.h"
 #include "tools/tasks/conll.h"
@@ -35,6 +36,9 @@ struct ModelMeta {
   int seq_len = 128;
   nlohmann::json to_json() const;
   static ModelMeta from_json(const nlohmann::json& j);
+  // A model file's meta: a task model's own, or for a pretraining checkpoint (ferry pretrain) its
+  // trunk as a language model over GPT-2's vocabulary.
+  static ModelMeta of(const ModelFile& f);
 };
 
 HeadSpec head_for_task(const std::string& task, const GptConfig& c, const std::string& pooling,
