@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# scripts/run_default.sh — the README's main command: set up (packages, assets, build), then pretrain
-# the tiny GPT on the embedded default (configs/tiny.toml, ferry's generated corpus), printing
-# progress and writing runs/tiny/metrics.jsonl. Extra arguments go to `ferry pretrain`.
+# scripts/run_default.sh — the README's main command: set up (packages, assets, build), prepare the
+# real pretraining corpus as GPT-2 token shards (`ferry data prepare`: Gutenberg, State of the Union,
+# the IMDB pretraining pool → data/corpus; a no-op when up to date), then pretrain a small BPE GPT on
+# it (configs/small.toml), printing progress and samples and writing runs/small/metrics.jsonl,
+# runs/small/loss.svg and checkpoints in runs/small/checkpoints. Extra arguments go to
+# `ferry pretrain` (e.g. --max-steps 50, --resume).
+#
+# FERRY_DEFAULT_CONFIG=configs/tiny.toml runs the byte-level model on the generated corpus instead
+# (no corpus preparation needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh build
-./build/ferry pretrain --config configs/tiny.toml "$@"
+config="${FERRY_DEFAULT_CONFIG:-configs/small.toml}"
+if grep -q '^source = "shards"' "$config"; then
+  ./build/ferry data prepare
+fi
+./build/ferry pretrain --config "$config" "$@"

@@ -57,23 +57,38 @@ void Generator::set_parameters(const std::vector<float>& flat) {
   backend_.upload(executor_->params().data, flat.data(), flat.size() * sizeof(float));
 }
 
+void Generator::run(const std::vector<int32_t>& text, size_t len, std::vector<float>& logits) {
+  // The last `len` tokens; positions after them hold 0 and, the attention being causal, cannot
+  // change the logits of the positions before.
+  std::vector<int32_t> window(static_cast<size_t>(context_), 0);
+  std::copy(text.end() - static_cast<std::ptrdiff_t>(len), text.end(), window.begin());
+  executor_->set_input(graph_.tokens, window.data(), window.size() * sizeof(int32_t));
+  executor_->forward(false);
+  logits.resize(static_cast<size_t>(context_) * config_.vocab_size);
+  executor_->read(graph_.logits, logits.data(), logits.size() * sizeof(float));
+}
+
+std::vector<float> Generator::logits(const std::vector<int32_t>& tokens) {
+  if (tokens.empty() || tokens.size() > static_cast<size_t>(context_))
+    user_error("logits: ", tokens.size(), " tokens for a context of ", context_);
+  for (int32_t id : tokens)
+    if (id < 0 || id >= config_.vocab_size) user_error("token ", id, " is outside the model's vocabulary");
+  std::vector<float> all;
+  run(tokens, tokens.size(), all);
+  all.resize(tokens.size() * static_cast<size_t>(config_.vocab_size));
+  return all;
+}
+
 std::vector<int32_t> Generator::generate(const std::vector<int32_t>& prompt, const SamplingOptions& o, Rng& rng) {
   if (prompt.empty()) user_error("generation needs a prompt of at least one token");
   const int V = config_.vocab_size;
   for (int32_t id : prompt)
     if (id < 0 || id >= V) user_error("prompt token ", id, " is outside the model's vocabulary (", V, ")");
   std::vector<int32_t> text = prompt, out;
-  std::vector<int32_t> window(static_cast<size_t>(context_));
-  std::vector<float> logits(static_cast<size_t>(context_) * V);
+  std::vector<float> logits;
   for (int n = 0; n < o.max_new_tokens; ++n) {
-    // The last `context_` tokens; positions after them hold 0 and, the attention being causal,
-    // cannot change the logits we read.
     const size_t len = std::min(text.size(), static_cast<size_t>(context_));
-    std::fill(window.begin(), window.end(), 0);
-    std::copy(text.end() - static_cast<std::ptrdiff_t>(len), text.end(), window.begin());
-    executor_->set_input(graph_.tokens, window.data(), window.size() * sizeof(int32_t));
-    executor_->forward(false);
-    executor_->read(graph_.logits, logits.data(), logits.size() * sizeof(float));
+    run(text, len, logits);
     const int32_t next = sample_token(logits.data() + (len - 1) * static_cast<size_t>(V), V, o, rng);
     text.push_back(next);
     out.push_back(next);

@@ -31,11 +31,14 @@ class Generator {
   ~Generator();
   // Flat parameters in the training graph's order (the generation graph has the same table).
   void set_parameters(const std::vector<float>& flat);
+  // Logits [len, V] of every position of `tokens` (at most context() of them), f32.
+  std::vector<float> logits(const std::vector<int32_t>& tokens);
   // The new tokens only (not the prompt). An empty prompt is refused.
   std::vector<int32_t> generate(const std::vector<int32_t>& prompt, const SamplingOptions& o, Rng& rng);
   int context() const { return context_; }
 
  private:
+  void run(const std::vector<int32_t>& text, size_t len, std::vector<float>& logits);
   GptConfig config_;
   Backend& backend_;
   int context_;

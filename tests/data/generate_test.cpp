@@ -2,6 +2,7 @@
 // context, and `ferry generate` on a checkpoint.
 #include "engine/generate/sampler.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -74,6 +75,11 @@ TEST(Generator, ContextLengthDoesNotChangeGreedyTokensAndWindowSlides) {
   const auto b = exact.generate(prompt, o, r2);
   EXPECT_EQ(a, b);
   ASSERT_EQ(a.size(), 6u);
+  // The prompt's logits: the last row's argmax is the first greedy token; rows agree across contexts.
+  const std::vector<float> lf = full.logits(prompt), le = exact.logits(prompt);
+  ASSERT_EQ(lf.size(), 3u * 256);
+  EXPECT_EQ(lf, le);
+  EXPECT_EQ(std::max_element(lf.begin() + 512, lf.end()) - (lf.begin() + 512), a[0]);
   // Longer than the context: the window slides and generation continues.
   o.max_new_tokens = 40;
   Rng r3(1);

@@ -1,6 +1,7 @@
 // tools/cli/generate.cpp — `ferry generate`: continue a prompt with a trained model (a ferry
 // checkpoint, an llm.c model file or safetensors).
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <optional>
 
@@ -13,7 +14,7 @@
 namespace {
 
 struct GenerateArgs {
-  std::string checkpoint, prompt, device = "auto";
+  std::string checkpoint, prompt, device = "auto", logits_out;
   int max_tokens = 64;
   float temperature = 1.0f;
   int top_k = 40;
@@ -31,6 +32,8 @@ void setup(CLI::App& app) {
   app.add_option("--seed", a->seed, "sampling seed (same seed, same text)")->capture_default_str();
   app.add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   app.add_option("--n-head", a->n_head, "attention heads, when a safetensors input does not say");
+  app.add_option("--logits-out", a->logits_out,
+                 "also write the prompt's logits, f32 [prompt tokens, vocab] (for comparisons with other programs)");
   app.callback([a] {
     if (a->max_tokens <= 0) ferry::user_error("--max-tokens must be positive, got ", a->max_tokens);
     if (a->temperature < 0) ferry::user_error("--temperature must not be negative, got ", a->temperature);
@@ -45,7 +48,14 @@ void setup(CLI::App& app) {
     o.temperature = a->temperature;
     o.top_k = a->top_k;
     ferry::Rng rng(a->seed);
-    const std::vector<int32_t> ids = gen.generate(codec.encode(a->prompt), o, rng);
+    const std::vector<int32_t> prompt = codec.encode(a->prompt);
+    if (!a->logits_out.empty()) {
+      const std::vector<float> logits = gen.logits(prompt);
+      std::ofstream f(a->logits_out, std::ios::binary);
+      f.write(reinterpret_cast<const char*>(logits.data()), std::streamsize(logits.size() * sizeof(float)));
+      if (!f) ferry::user_error("--logits-out '", a->logits_out, "' cannot be written");
+    }
+    const std::vector<int32_t> ids = gen.generate(prompt, o, rng);
     const std::string text = a->prompt + codec.decode(ids);
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fputc('\n', stdout);

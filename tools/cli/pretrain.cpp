@@ -79,7 +79,9 @@ void setup(CLI::App& app) {
       o.encode = [tok](const std::string& s) { return tok->encode(s); };
       o.decode = [tok](const std::vector<int32_t>& ids) { return tok->decode(ids); };
     }
-    const std::string title = "ferry pretrain: " + c.model.preset + " on " + c.data.source;
+    const std::string title = "ferry pretrain: " + std::to_string(c.model.n_layer) + " layers x " +
+                              std::to_string(c.model.n_embd) + ", vocab " + std::to_string(c.model.vocab_size) +
+                              ", " + c.data.source + " (" + c.train.out_dir + ")";
     o.on_metrics = [title](const std::filesystem::path& metrics) {
       ferry::plot::write_loss_plot(metrics, metrics.parent_path() / "loss.svg", title);
     };
