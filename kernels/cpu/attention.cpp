@@ -1,7 +1,11 @@
 // kernels/cpu/attention.cpp — reference for kernels/attention.h.
 //
-// Materializes one query row of scores at a time (O(T) scratch), never the T×T matrix; the
-// backward recomputes probabilities from the saved log-sum-exp, as a flash-style kernel does.
+// One (batch, head) at a time: its Q, K and V are gathered into contiguous scratch (K and V also
+// transposed, [HS][T]) so that every inner loop runs along a contiguous dimension and vectorizes:
+// a query row's scores along the keys, its output along the head dimension. One query row of scores
+// lives at a time (O(T) scratch per row), never the T×T matrix; the backward recomputes the
+// probabilities from the saved log-sum-exp, as a flash-style kernel does. Each (batch, head) belongs
+// to one thread and every sum runs in a fixed order: results do not depend on the thread count.
 #include "kernels/attention.h"
 
 #include <cmath>
@@ -19,22 +23,56 @@ inline int visible_keys(int t, int Tn, const int32_t* key_lengths, int b, bool c
   return n;
 }
 
+// Q, K, V of one (b, h): q and k, v rows [T][HS], and kt, vt transposed [HS][T].
+template <typename T>
+struct HeadScratch {
+  std::vector<T> q, k, v, kt, vt;
+  void gather(const T* qkv, int b, int h, int Tn, int NH, int HS) {
+    const int C = NH * HS;
+    const size_t n = static_cast<size_t>(Tn) * HS;
+    q.resize(n), k.resize(n), v.resize(n), kt.resize(n), vt.resize(n);
+    for (int t = 0; t < Tn; ++t) {
+      const T* row = qkv + (static_cast<size_t>(b) * Tn + t) * 3 * C + h * HS;
+      for (int d = 0; d < HS; ++d) {
+        q[t * HS + d] = row[d];
+        k[t * HS + d] = row[C + d];
+        v[t * HS + d] = row[2 * C + d];
+        kt[static_cast<size_t>(d) * Tn + t] = row[C + d];
+        vt[static_cast<size_t>(d) * Tn + t] = row[2 * C + d];
+      }
+    }
+  }
+};
+
+// scores[s] = scale · q·k_s for s < ns, along the contiguous key dimension of kt.
+template <typename T>
+void row_scores(T* scores, const T* q, const T* kt, int ns, int Tn, int HS, T scale) {
+  for (int s = 0; s < ns; ++s) scores[s] = 0;
+  for (int d = 0; d < HS; ++d) {
+    const T qd = q[d];
+    const T* krow = kt + static_cast<size_t>(d) * Tn;
+#pragma omp simd
+    for (int s = 0; s < ns; ++s) scores[s] += qd * krow[s];
+  }
+  for (int s = 0; s < ns; ++s) scores[s] *= scale;
+}
+
 }  // namespace
 
 template <typename T>
 void attention_forward(T* out, T* lse, const T* qkv, const int32_t* key_lengths, int B, int Tn, int NH, int HS,
                        bool causal) {
   const int C = NH * HS;
-  const size_t row = static_cast<size_t>(3) * C;
   const T scale = T(1) / std::sqrt(T(HS));
 #pragma omp parallel
   {
+    HeadScratch<T> hs;
     std::vector<T> p(Tn);
 #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; ++b) {
       for (int h = 0; h < NH; ++h) {
+        hs.gather(qkv, b, h, Tn, NH, HS);
         for (int t = 0; t < Tn; ++t) {
-          const T* q = qkv + (static_cast<size_t>(b) * Tn + t) * row + h * HS;
           T* o = out + (static_cast<size_t>(b) * Tn + t) * C + h * HS;
           T* l = lse + (static_cast<size_t>(b) * NH + h) * Tn + t;
           const int ns = visible_keys(t, Tn, key_lengths, b, causal);
@@ -43,21 +81,17 @@ void attention_forward(T* out, T* lse, const T* qkv, const int32_t* key_lengths,
             *l = -std::numeric_limits<T>::infinity();
             continue;
           }
+          row_scores(p.data(), hs.q.data() + static_cast<size_t>(t) * HS, hs.kt.data(), ns, Tn, HS, scale);
           T mx = -std::numeric_limits<T>::infinity();
-          for (int s = 0; s < ns; ++s) {
-            const T* k = qkv + (static_cast<size_t>(b) * Tn + s) * row + C + h * HS;
-            T dot = 0;
-            for (int d = 0; d < HS; ++d) dot += q[d] * k[d];
-            p[s] = dot * scale;
-            if (p[s] > mx) mx = p[s];
-          }
+          for (int s = 0; s < ns; ++s) mx = p[s] > mx ? p[s] : mx;
           T sum = 0;
           for (int s = 0; s < ns; ++s) sum += std::exp(p[s] - mx);
           const T log_sum = mx + std::log(sum);
           for (int s = 0; s < ns; ++s) {
             const T prob = std::exp(p[s] - log_sum);
-            const T* v = qkv + (static_cast<size_t>(b) * Tn + s) * row + 2 * C + h * HS;
-            for (int d = 0; d < HS; ++d) o[d] += prob * v[d];
+            const T* vs = hs.v.data() + static_cast<size_t>(s) * HS;
+#pragma omp simd
+            for (int d = 0; d < HS; ++d) o[d] += prob * vs[d];
           }
           *l = log_sum;
         }
@@ -74,49 +108,56 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
   const T scale = T(1) / std::sqrt(T(HS));
 #pragma omp parallel
   {
-    std::vector<T> p(Tn), dp(Tn);
+    HeadScratch<T> hs;
+    std::vector<T> p(Tn), dp(Tn), dk, dv;
     // Each (b, h) owns its slice of dQ, dK and dV: no two threads touch one element.
 #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < B; ++b) {
       for (int h = 0; h < NH; ++h) {
+        hs.gather(qkv, b, h, Tn, NH, HS);
+        dk.assign(static_cast<size_t>(Tn) * HS, T(0));
+        dv.assign(static_cast<size_t>(Tn) * HS, T(0));
         for (int t = 0; t < Tn; ++t) {
-          T* base = dqkv + (static_cast<size_t>(b) * Tn + t) * row + h * HS;
-          for (int d = 0; d < HS; ++d) base[d] = base[C + d] = base[2 * C + d] = 0;
-        }
-        for (int t = 0; t < Tn; ++t) {
+          T* dq = dqkv + (static_cast<size_t>(b) * Tn + t) * row + h * HS;
+          for (int d = 0; d < HS; ++d) dq[d] = 0;
           const int ns = visible_keys(t, Tn, key_lengths, b, causal);
           if (ns == 0) continue;
-          const size_t qrow = (static_cast<size_t>(b) * Tn + t);
-          const T* q = qkv + qrow * row + h * HS;
+          const size_t qrow = static_cast<size_t>(b) * Tn + t;
+          const T* q = hs.q.data() + static_cast<size_t>(t) * HS;
           const T* o = out + qrow * C + h * HS;
           const T* go = dout + qrow * C + h * HS;
-          T* dq = dqkv + qrow * row + h * HS;
           const T l = lse[(static_cast<size_t>(b) * NH + h) * Tn + t];
           T D = 0;  // Σ_s p_s dP_s = dout · out
           for (int d = 0; d < HS; ++d) D += go[d] * o[d];
-          for (int s = 0; s < ns; ++s) {
-            const size_t krow = (static_cast<size_t>(b) * Tn + s) * row;
-            const T* k = qkv + krow + C + h * HS;
-            const T* v = qkv + krow + 2 * C + h * HS;
-            T dot = 0, dpv = 0;
-            for (int d = 0; d < HS; ++d) {
-              dot += q[d] * k[d];
-              dpv += go[d] * v[d];
-            }
-            p[s] = std::exp(dot * scale - l);
-            dp[s] = dpv;
+          row_scores(p.data(), q, hs.kt.data(), ns, Tn, HS, scale);
+          for (int s = 0; s < ns; ++s) p[s] = std::exp(p[s] - l);
+          // dP_s = dout · v_s, along the keys of vt.
+          for (int s = 0; s < ns; ++s) dp[s] = 0;
+          for (int d = 0; d < HS; ++d) {
+            const T g = go[d];
+            const T* vrow = hs.vt.data() + static_cast<size_t>(d) * Tn;
+#pragma omp simd
+            for (int s = 0; s < ns; ++s) dp[s] += g * vrow[s];
           }
           for (int s = 0; s < ns; ++s) {
-            const size_t krow = (static_cast<size_t>(b) * Tn + s) * row;
-            const T* k = qkv + krow + C + h * HS;
-            T* dk = dqkv + krow + C + h * HS;
-            T* dv = dqkv + krow + 2 * C + h * HS;
             const T ds = p[s] * (dp[s] - D) * scale;
+            const T* ks = hs.k.data() + static_cast<size_t>(s) * HS;
+            T* dks = dk.data() + static_cast<size_t>(s) * HS;
+            T* dvs = dv.data() + static_cast<size_t>(s) * HS;
+            const T ps = p[s];
+#pragma omp simd
             for (int d = 0; d < HS; ++d) {
-              dq[d] += ds * k[d];
-              dk[d] += ds * q[d];
-              dv[d] += p[s] * go[d];
+              dq[d] += ds * ks[d];
+              dks[d] += ds * q[d];
+              dvs[d] += ps * go[d];
             }
+          }
+        }
+        for (int t = 0; t < Tn; ++t) {
+          T* base = dqkv + (static_cast<size_t>(b) * Tn + t) * row + h * HS;
+          for (int d = 0; d < HS; ++d) {
+            base[C + d] = dk[static_cast<size_t>(t) * HS + d];
+            base[2 * C + d] = dv[static_cast<size_t>(t) * HS + d];
           }
         }
       }
