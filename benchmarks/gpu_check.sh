@@ -59,6 +59,19 @@ step gpu_tests 120 ctest --test-dir "$BUILD" -L gpu --output-on-failure -j 4 --t
 step kernels_bench 150 "$BUILD/benchmarks/kernels_bench" --json "$OUT/kernels.json" \
   --attention-choice "$OUT/attention_choice.json"
 
+# End-to-end training (issue 7): GPT-2 124M and 350M at B=16, T=1024 on the CUDA backend, with a
+# per-op profile; GPU_CHECK_TRAIN_SWEEP=1 adds B=8, 32 and T=2048.
+TRAIN_ARGS=()
+[[ ${GPU_CHECK_TRAIN_SWEEP:-0} == 1 ]] && TRAIN_ARGS+=(--sweep)
+step train_bench 150 "$BUILD/ferry" bench train --device cuda --model gpt2-124m,gpt2-350m --batch 16 \
+  --seq-len 1024 --steps 20 --warmup 3 --profile --json "$OUT/train.json" "${TRAIN_ARGS[@]}"
+
+# Interop (issue 4): a checkpoint with GPT-2's vocabulary, exported to safetensors, against
+# transformers' GPT2LMHeadModel. Needs data/cache/gpt2 carried along (ferry tokenize).
+step interop 60 bash -c "'$BUILD/ferry' pretrain --config '$ROOT/configs/interop_check.toml' --out '$BUILD/interop' &&
+  '$BUILD/ferry' convert '$BUILD/interop/checkpoints/'step_*.ckpt '$BUILD/interop/model.safetensors' &&
+  python3 '$ROOT/tools/convert/compare_transformers.py' --ferry '$BUILD/ferry' --model '$BUILD/interop/model.safetensors'"
+
 ANCHOR=""
 for candidate in "$ROOT/shared/bench/torch_anchor.py" "$ROOT/../shared/bench/torch_anchor.py"; do
   [[ -f $candidate ]] && ANCHOR=$candidate && break
