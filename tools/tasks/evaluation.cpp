@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "engine/error.h"
+#include "tools/translate/task.h"
 
 namespace ferry::tasks {
 
@@ -12,6 +13,7 @@ EvalReport evaluate_model(const TaskModel& m, Backend& backend, const std::vecto
   if (split != "dev" && split != "test") user_error("--split: '", split, "' (dev or test)");
   const bool test = split == "test";
   const auto& examples = test ? data.test : data.dev;
+  if (m.meta.task == "translate") return translate::evaluate_translation(m, params, examples.size(), split);
   auto inf = m.make_inference(backend);
   inf->set_parameters(params);
   const TaskGraph g = m.graph(false, 0);

@@ -9,6 +9,7 @@
 #include "engine/error.h"
 #include "tools/data/corpus_sources.h"
 #include "tools/tasks/imdb.h"
+#include "tools/translate/task.h"
 
 namespace ferry::tasks {
 
@@ -134,16 +135,17 @@ HeadSpec head_for_task(const std::string& task, const GptConfig& c, const std::s
   } else if (task == "ner") {
     h.kind = HeadKind::TokenClassification;
     h.n_classes = static_cast<int>(tags.names.size());
-  } else if (task == "lm") {
+  } else if (task == "lm" || task == "translate") {  // translate: conditional LM (tools/translate/task.h)
     h.kind = HeadKind::LanguageModel;
     h.n_classes = c.vocab_size;
   } else {
-    user_error("--task: unknown task '", task, "' (sentiment, ner, lm)");
+    user_error("--task: unknown task '", task, "' (sentiment, ner, lm, translate)");
   }
   return h;
 }
 
 std::vector<int64_t> gpt2_counts(const std::string& task, const DataOptions& o) {
+  if (task == "translate") return translate::translate_gpt2_counts(o);
   std::vector<int64_t> counts(tokenizer::Gpt2Tokenizer::kVocabSize, 0);
   auto add = [&](const std::string& text) {
     for (int32_t id : gpt2().encode(text)) ++counts[id];
@@ -164,6 +166,7 @@ std::vector<int64_t> gpt2_counts(const std::string& task, const DataOptions& o) 
 }
 
 TaskData load_task(const std::string& task, const TaskVocab& vocab, const DataOptions& o) {
+  if (task == "translate") return translate::load_translate_task(vocab, o);
   TaskData d;
   const int T = o.seq_len;
   if (task == "sentiment") {
