@@ -276,9 +276,11 @@ double evaluate_loss(StepRunner& step, const GraphInputs& in, HeadKind kind, con
                      int B, int T, int32_t pad, size_t max_batches) {
   double sum = 0;
   size_t n = 0;
-  for (size_t s = 0; s + B <= examples.size() && n < max_batches; s += static_cast<size_t>(B), ++n) {
+  // A last, partial batch counts too (its padding rows carry no labels), so that a held-out set
+  // smaller than one batch is still measured rather than reported as 0.
+  for (size_t s = 0; s < examples.size() && n < max_batches; s += static_cast<size_t>(B), ++n) {
     std::vector<const Example*> rows;
-    for (size_t k = s; k < s + B; ++k) rows.push_back(&examples[k]);
+    for (size_t k = s; k < std::min(examples.size(), s + B); ++k) rows.push_back(&examples[k]);
     sum += step.evaluate(make_batch(in, kind, rows, B, T, pad));
   }
   return n ? sum / double(n) : 0.0;
