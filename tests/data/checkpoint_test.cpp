@@ -17,16 +17,8 @@ namespace ferry {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<char> file_bytes(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const fs::path& p, const std::vector<char>& bytes) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using test::file_bytes;
+using test::write_bytes;
 
 Checkpoint sample_checkpoint() {
   Checkpoint ck;

@@ -17,11 +17,8 @@ namespace ferry::convert {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<char> file_bytes(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
+using test::file_bytes;
+using test::write_bytes;
 
 Checkpoint random_model(bool tied, uint64_t seed) {
   Checkpoint m;

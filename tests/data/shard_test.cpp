@@ -15,16 +15,8 @@ namespace ferry::data {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<char> file_bytes(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const fs::path& p, const std::vector<char>& bytes) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using test::file_bytes;
+using test::write_bytes;
 
 // A shard written by hand from the published layout, independent of write_shard.
 std::vector<char> handmade_shard(int32_t magic, int32_t version, int32_t count, const std::vector<uint16_t>& tokens) {

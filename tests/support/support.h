@@ -30,6 +30,10 @@ struct CommandResult {
 };
 CommandResult run_command(const std::string& cmd);
 
+// A whole file's bytes, and a file written from bytes (tests that corrupt or truncate files).
+std::vector<char> file_bytes(const std::filesystem::path& p);
+void write_bytes(const std::filesystem::path& p, const std::vector<char>& bytes);
+
 // `ferry` built beside the tests, and the source tree (fixtures, configs).
 std::string ferry_binary();
 std::filesystem::path source_dir();
