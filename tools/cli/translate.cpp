@@ -44,7 +44,7 @@ void run(const TranslateArgs& a) {
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<TranslateArgs>();
-  app.add_option("--checkpoint", a->checkpoint, "model folder written by ferry finetune --task translate (<out>/model)")
+  app.add_option("--checkpoint", a->checkpoint, "model written by ferry finetune --task translate (<out>/model.ckpt or its folder <out>)")
       ->required();
   app.add_option("--beam", a->decode.beam, "beam width (1: greedy)")->capture_default_str();
   app.add_option("--max-tokens", a->decode.max_new_tokens, "new tokens per line at most (0: up to the model's length)")
