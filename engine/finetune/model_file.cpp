@@ -35,10 +35,12 @@ fs::path resolve(const fs::path& path) {
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return path;
   if (fs::exists(path / kTaskModelFile, ec)) return path / kTaskModelFile;
-  const auto found = list_checkpoints(path);
+  // A `ferry pretrain` run folder keeps its checkpoints in <out>/checkpoints/.
+  auto found = list_checkpoints(path);
+  if (found.empty() && fs::is_directory(path / "checkpoints", ec)) found = list_checkpoints(path / "checkpoints");
   if (found.empty())
     user_error("model '", path.string(), "': a folder with neither ", kTaskModelFile,
-               " (ferry finetune) nor step_*.ckpt files (ferry pretrain)");
+               " (ferry finetune) nor step_*.ckpt files (ferry pretrain, also under checkpoints/)");
   return found.back().second;
 }
 

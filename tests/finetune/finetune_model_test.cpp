@@ -206,6 +206,10 @@ TEST(ModelFile, PretrainingCheckpointLoadsIntoATaskGraph) {
   EXPECT_TRUE(f.pretraining());
   EXPECT_EQ(f.step, 40);
   EXPECT_EQ(f.path.filename(), checkpoint_file(dir.path(), 40).filename());
+  // `ferry pretrain --out run2` keeps its checkpoints in run2/checkpoints/: the run folder works too.
+  std::filesystem::create_directories(dir.path() / "run2" / "checkpoints");
+  write_checkpoint(checkpoint_file(dir.path() / "run2" / "checkpoints", 40), ck);
+  EXPECT_EQ(load_model_file(dir.path() / "run2").step, 40);
   TrunkOptions o;
   o.batch = 2;
   o.seq_len = 8;
