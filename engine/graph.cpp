@@ -91,6 +91,15 @@ void Graph::mark_output(int value) {
   values[value].role = ValueRole::Output;
 }
 
+std::string Graph::node_name(const Node& n) const {
+  std::string s = values[n.out[0]].name;
+  if (n.out.size() > 1) {
+    const auto dot = s.rfind('.');
+    if (dot != std::string::npos) s.resize(dot);
+  }
+  return s;
+}
+
 int Graph::param_index(const std::string& name) const {
   for (size_t i = 0; i < params.size(); ++i)
     if (params[i].name == name) return static_cast<int>(i);

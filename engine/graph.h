@@ -80,6 +80,9 @@ class Graph {
                                     const std::vector<int>& want, bool backward, const std::string& name = "");
   void mark_output(int value);
 
+  // The name a node's outputs were given (`add`'s name, without the ".k" of multi-output ops), so
+  // graph rewrites can rebuild a node under the same name.
+  std::string node_name(const Node& n) const;
   int param_index(const std::string& name) const;  // -1 when absent
   int64_t param_count() const;                     // elements over all parameters
   std::string describe() const;                    // one line per node, for debugging

@@ -11,19 +11,6 @@
 
 namespace ferry::parallel {
 
-namespace {
-
-std::string node_name(const Graph& g, const Node& n) {
-  std::string s = g.values[n.out[0]].name;
-  if (n.out.size() > 1) {
-    const auto dot = s.rfind('.');
-    if (dot != std::string::npos) s.resize(dot);
-  }
-  return s;
-}
-
-}  // namespace
-
 void register_pipeline_ops() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -132,7 +119,7 @@ PipelineStage cut_pipeline_stage(const Graph& src, const std::vector<int>& node_
     const Node& n = src.nodes[i];
     std::vector<int> in;
     for (int v : n.in) in.push_back(v < 0 ? -1 : map.at(v));
-    const auto outs = g.add(n.op, in, n.attrs, node_name(src, n));
+    const auto outs = g.add(n.op, in, n.attrs, src.node_name(n));
     for (size_t k = 0; k < outs.size(); ++k)
       if (n.out[k] >= 0) map[n.out[k]] = outs[k];
   }

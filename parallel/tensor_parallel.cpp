@@ -31,16 +31,6 @@ ParamSplit split_of(const std::string& name) {
   return {Split::replicated};
 }
 
-// The name a node's outputs were given (build_gpt's `name`, without the ".k" of multi-output ops).
-std::string node_name(const Graph& g, const Node& n) {
-  std::string s = g.values[n.out[0]].name;
-  if (n.out.size() > 1) {
-    const auto dot = s.rfind('.');
-    if (dot != std::string::npos) s.resize(dot);
-  }
-  return s;
-}
-
 }  // namespace
 
 void check_tensor_parallel(const GptConfig& c, int t) {
@@ -114,7 +104,7 @@ TensorParallelGraph tensor_parallel_rewrite(const Graph& src, const GptConfig& c
 
   for (int i = 0; i < src.num_forward_nodes; ++i) {
     const Node& n = src.nodes[i];
-    const std::string name = node_name(src, n);
+    const std::string name = src.node_name(n);
     std::vector<int> in;
     for (int v : n.in) in.push_back(m(v));
     std::vector<int> outs;

@@ -13,6 +13,7 @@
 #include "engine/error.h"
 #include "kernels/attention.h"
 #include "kernels/cuda/attention_cudnn.h"
+#include "tests/kernels/attention_cases.h"
 #include "tests/kernels/cuda_test_util.h"
 
 namespace ferry::test {
@@ -96,26 +97,6 @@ TEST(AttentionCudnnGraph, EveryNodeOfEveryVariantIsAcceptedByCudnn) {
 
 // ---- cuDNN attention against the CPU reference ----------------------------------------------
 
-struct Case {
-  int B, T, NH, HS;
-  bool causal;
-  bool padded;
-};
-
-std::string name(const ::testing::TestParamInfo<Case>& info) {
-  const Case& c = info.param;
-  return "B" + std::to_string(c.B) + "T" + std::to_string(c.T) + "H" + std::to_string(c.NH) + "D" +
-         std::to_string(c.HS) + (c.causal ? "Causal" : "Full") + (c.padded ? "Padded" : "");
-}
-
-// The part (0 = Q, 1 = K, 2 = V) of a [B, T, 3C] tensor.
-std::vector<double> part(const std::vector<double>& x, int which, int BT, int C) {
-  std::vector<double> r(size_t(BT) * C);
-  for (int i = 0; i < BT; ++i)
-    for (int c = 0; c < C; ++c) r[size_t(i) * C + c] = x[size_t(i) * 3 * C + size_t(which) * C + c];
-  return r;
-}
-
 #define FERRY_SKIP_WITHOUT_CUDNN_ATTENTION(HS)                                   \
   do {                                                                           \
     FERRY_SKIP_WITHOUT_GPU();                                                    \
@@ -123,7 +104,7 @@ std::vector<double> part(const std::vector<double>& x, int which, int BT, int C)
     if (!ferry_why_.empty()) GTEST_SKIP() << ferry_why_;                         \
   } while (0)
 
-class AttentionCudnnGpu : public ::testing::TestWithParam<Case> {};
+class AttentionCudnnGpu : public ::testing::TestWithParam<AttentionCase> {};
 
 TEST_P(AttentionCudnnGpu, ForwardAndBackwardMatchCpuReference) {
   const auto [B, T, NH, HS, causal, padded] = GetParam();
@@ -164,7 +145,7 @@ TEST_P(AttentionCudnnGpu, ForwardAndBackwardMatchCpuReference) {
   const auto dqkv = to_double(d_dqkv.download());
   for (int which = 0; which < 3; ++which) {
     SCOPED_TRACE(which == 0 ? "dQ" : which == 1 ? "dK" : "dV");
-    FERRY_EXPECT_CLOSE(part(dqkv, which, BT, C), part(dqkv_ref, which, BT, C), kBf16Tolerance);
+    FERRY_EXPECT_CLOSE(qkv_part(dqkv, which, BT, C), qkv_part(dqkv_ref, which, BT, C), kBf16Tolerance);
   }
 
   // A second call of the same shape reuses both plans (and, its own workspace this time, gives
@@ -176,11 +157,7 @@ TEST_P(AttentionCudnnGpu, ForwardAndBackwardMatchCpuReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, AttentionCudnnGpu,
-    ::testing::Values(Case{2, 128, 2, 64, true, false}, Case{2, 128, 2, 64, false, false},
-                      Case{1, 77, 3, 64, true, false}, Case{3, 77, 2, 128, true, true},
-                      Case{2, 200, 2, 128, false, true}, Case{2, 1, 1, 64, true, false},
-                      Case{1, 333, 1, 128, true, false}, Case{4, 96, 2, 64, false, true}),
-    name);
+    ::testing::ValuesIn(attention_cases()), attention_case_name);
 
 TEST(AttentionCudnnGpuErrors, UnsupportedHeadDimIsAOneLineUserError) {
   FERRY_SKIP_WITHOUT_CUDNN_ATTENTION(0);

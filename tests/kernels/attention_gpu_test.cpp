@@ -6,6 +6,7 @@
 
 #if FERRY_WITH_CUDA
 #include "kernels/attention.h"
+#include "tests/kernels/attention_cases.h"
 #include "tests/kernels/cuda_test_util.h"
 
 namespace ferry::test {
@@ -14,27 +15,7 @@ namespace {
 namespace cpu = ferry::kernels::cpu;
 namespace gpu = ferry::kernels::cuda;
 
-struct Case {
-  int B, T, NH, HS;
-  bool causal;
-  bool padded;
-};
-
-std::string name(const ::testing::TestParamInfo<Case>& info) {
-  const Case& c = info.param;
-  return "B" + std::to_string(c.B) + "T" + std::to_string(c.T) + "H" + std::to_string(c.NH) + "D" +
-         std::to_string(c.HS) + (c.causal ? "Causal" : "Full") + (c.padded ? "Padded" : "");
-}
-
-// The part (0 = Q, 1 = K, 2 = V) of a [B, T, 3C] tensor.
-std::vector<double> part(const std::vector<double>& x, int which, int BT, int C) {
-  std::vector<double> r(size_t(BT) * C);
-  for (int i = 0; i < BT; ++i)
-    for (int c = 0; c < C; ++c) r[size_t(i) * C + c] = x[size_t(i) * 3 * C + size_t(which) * C + c];
-  return r;
-}
-
-class AttentionGpu : public ::testing::TestWithParam<Case> {};
+class AttentionGpu : public ::testing::TestWithParam<AttentionCase> {};
 
 TEST_P(AttentionGpu, ForwardAndBackwardMatchCpuReference) {
   FERRY_SKIP_WITHOUT_GPU();
@@ -75,18 +56,14 @@ TEST_P(AttentionGpu, ForwardAndBackwardMatchCpuReference) {
   const auto dqkv = to_double(runs[0]);
   for (int which = 0; which < 3; ++which) {
     SCOPED_TRACE(which == 0 ? "dQ" : which == 1 ? "dK" : "dV");
-    FERRY_EXPECT_CLOSE(part(dqkv, which, BT, C), part(dqkv_ref, which, BT, C), kBf16Tolerance);
+    FERRY_EXPECT_CLOSE(qkv_part(dqkv, which, BT, C), qkv_part(dqkv_ref, which, BT, C), kBf16Tolerance);
   }
   EXPECT_TRUE(bitwise_equal(runs[0], runs[1])) << "attention backward is not reproducible";
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, AttentionGpu,
-    ::testing::Values(Case{2, 128, 2, 64, true, false}, Case{2, 128, 2, 64, false, false},
-                      Case{1, 77, 3, 64, true, false}, Case{3, 77, 2, 128, true, true},
-                      Case{2, 200, 2, 128, false, true}, Case{2, 1, 1, 64, true, false},
-                      Case{1, 333, 1, 128, true, false}, Case{4, 96, 2, 64, false, true}),
-    name);
+    ::testing::ValuesIn(attention_cases()), attention_case_name);
 
 }  // namespace
 }  // namespace ferry::test
