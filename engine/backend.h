@@ -56,8 +56,14 @@ class DeviceBuffer {
 
 std::unique_ptr<Backend> make_cpu_backend();
 
-// "cpu", "cuda" or "auto" (the GPU when one is usable and the CUDA backend is built, else the CPU).
-// Prints nothing; see device_summary() for the one line a run starts with.
-std::unique_ptr<Backend> make_backend(const std::string& which);
+// What "auto" means for a command. Gpu: the CUDA backend when the build has it and a device answers
+// (fine-tuning, evaluation and prediction: every op of their graphs has a CUDA kernel and their
+// fp32 graphs run in bf16 there, engine/graph_dtype.h), else the CPU. Cpu: the CPU always (pretraining
+// and generation until their paths have run on a GPU; ask for the GPU with "cuda").
+enum class AutoDevice { Cpu, Gpu };
+
+// "cpu", "cuda" or "auto" (as `auto_device` says). Prints nothing; see device_summary() for the one
+// line a run starts with.
+std::unique_ptr<Backend> make_backend(const std::string& which, AutoDevice auto_device = AutoDevice::Cpu);
 
 }  // namespace ferry

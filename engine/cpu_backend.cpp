@@ -41,11 +41,14 @@ void Backend::select_attention(const std::string& requested) {
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
-std::unique_ptr<Backend> make_backend(const std::string& which) {
-  // "auto" stays on the CPU until every graph builder picks bf16 on the CUDA backend (which runs
-  // bf16 graphs only): choosing the GPU here would break the fp32 graphs of pretrain, finetune and
-  // eval on a GPU machine. Ask for it with "cuda".
-  if (which == "cpu" || which == "auto") return make_cpu_backend();
+std::unique_ptr<Backend> make_backend(const std::string& which, AutoDevice auto_device) {
+  // "auto" picks the GPU only for the commands whose graphs are known to run there (AutoDevice::Gpu):
+  // the CUDA backend runs bf16 graphs and has kernels for the GPT and fine-tuning ops only.
+  if (which == "auto") {
+    if (auto_device == AutoDevice::Gpu && cuda_device_count() > 0) return make_cuda_backend();
+    return make_cpu_backend();
+  }
+  if (which == "cpu") return make_cpu_backend();
   if (which == "cuda") return make_cuda_backend();
   user_error("unknown device '", which, "' (expected auto, cpu or cuda)");
 }

@@ -1,4 +1,4 @@
-// engine/cuda/cuda_ops.cpp — the CUDA kernel of every op the GPT graph uses, attached to the ops
+// engine/cuda/cuda_ops.cpp — the CUDA kernel of every op the GPT and fine-tuning graphs use, attached to the ops
 // defined in engine/ops/ (their infer and backward rules stay there). Tensors are bf16 except the
 // fp32 statistics, log-sum-exps and losses (statistics_dtype) and the i32 token inputs; a float
 // tensor of another dtype is refused with the op's name. Each kernel is queued on the backend's
@@ -20,6 +20,7 @@
 #include "kernels/embedding.h"
 #include "kernels/gelu.h"
 #include "kernels/layernorm.h"
+#include "kernels/pooling.h"
 
 namespace ferry::gpu {
 
@@ -171,6 +172,39 @@ void attach_all() {
       kc::add(f32(c, c.out[0]), f32(c, c.out[0]), f32(c, c.in[0]), n, stream(c));
     else
       kc::add(bf(c, c.out[0]), bf(c, c.out[0]), bf(c, c.in[0]), n, stream(c));
+  });
+
+  // Fine-tuning (engine/ops/pooling.cpp): classification pooling, LoRA's scale, the multi-task loss.
+  set_op_kernel("pool_tokens", Device::CUDA, [](KernelCall& c) {
+    const auto& s = c.in[0].shape;
+    kc::pool_tokens_forward(bf(c, c.out[0]), bf(c, c.in[0]), i32(c, 1), int(s[0]), int(s[1]), int(s[2]),
+                            c.node.attrs.i("mode"), stream(c));
+  });
+  set_op_kernel("pool_tokens_backward", Device::CUDA, [](KernelCall& c) {
+    const auto& s = c.out[0].shape;
+    kc::pool_tokens_backward(bf(c, c.out[0]), bf(c, c.in[0]), i32(c, 1), int(s[0]), int(s[1]), int(s[2]),
+                             c.node.attrs.i("mode"), stream(c));
+  });
+  set_op_kernel("scale", Device::CUDA, [](KernelCall& c) {
+    const size_t n = size_t(c.in[0].numel());
+    const float s = static_cast<float>(c.node.attrs.get("s", 1.0));
+    if (c.in[0].dtype == DType::F32)
+      kc::scale(f32(c, c.out[0]), f32(c, c.in[0]), s, n, stream(c));
+    else
+      kc::scale(bf(c, c.out[0]), bf(c, c.in[0]), s, n, stream(c));
+  });
+  // The losses are cross_entropy's fp32 means (statistics_dtype under bf16).
+  set_op_kernel("sum_losses", Device::CUDA, [](KernelCall& c) {
+    const int n = static_cast<int>(c.in.size());
+    FERRY_CHECK(n <= kc::kMaxWeightedTerms, "sum_losses on CUDA takes at most ", kc::kMaxWeightedTerms,
+                " losses, got ", n);
+    const float* terms[kc::kMaxWeightedTerms];
+    double weights[kc::kMaxWeightedTerms];
+    for (int k = 0; k < n; ++k) {
+      terms[k] = f32(c, c.in[k]);
+      weights[k] = c.node.attrs.get("w" + std::to_string(k), 1.0);
+    }
+    kc::weighted_sum(f32(c, c.out[0]), terms, weights, n, stream(c));
   });
 }
 

@@ -2,24 +2,41 @@
 #include "engine/finetune/inference.h"
 
 #include "engine/error.h"
+#include "engine/graph_dtype.h"
+#include "kernels/dtype.h"
 
 namespace ferry {
 
 Inference::Inference(Graph graph, int logits, Backend& backend)
     : graph_(std::move(graph)), logits_(logits), backend_(backend) {
   FERRY_CHECK(graph_.values[logits_].role == ValueRole::Output, "inference logits must be a graph output");
+  retype_for_device(graph_, backend_.device());
   executor_ = std::make_unique<Executor>(graph_, backend_);
 }
 
 void Inference::set_parameters(const std::vector<float>& flat) {
   FERRY_CHECK(flat.size() == static_cast<size_t>(graph_.param_count()), "inference parameters");
-  backend_.upload(executor_->params().data, flat.data(), flat.size() * sizeof(float));
+  const Tensor p = executor_->params();
+  if (p.dtype == DType::BF16) {  // the CUDA backend's working copy: rounded once, to nearest even
+    std::vector<bf16> rounded(flat.size());
+    for (size_t i = 0; i < flat.size(); ++i) rounded[i] = float_to_bf16(flat[i]);
+    backend_.upload(p.data, rounded.data(), rounded.size() * sizeof(bf16));
+    return;
+  }
+  FERRY_CHECK(p.dtype == DType::F32, "inference parameters in ", dtype_name(p.dtype));
+  backend_.upload(p.data, flat.data(), flat.size() * sizeof(float));
 }
 
 std::vector<float> Inference::logits(const Batch& b) {
   for (const auto& [value, data] : b.inputs) executor_->set_input(value, data.data(), data.size() * sizeof(int32_t));
   executor_->forward(false);
   std::vector<float> out(static_cast<size_t>(numel(graph_.values[logits_].shape)));
+  if (graph_.values[logits_].dtype == DType::BF16) {
+    std::vector<bf16> raw(out.size());
+    executor_->read(logits_, raw.data(), raw.size() * sizeof(bf16));
+    for (size_t i = 0; i < out.size(); ++i) out[i] = bf16_to_float(raw[i]);
+    return out;
+  }
   executor_->read(logits_, out.data(), out.size() * sizeof(float));
   return out;
 }

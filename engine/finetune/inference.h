@@ -1,5 +1,7 @@
 // engine/finetune/inference.h — forward passes of a task graph for evaluation and prediction: no
-// backward, no optimizer state; the logits are read back after each batch.
+// backward, no optimizer state; the logits are read back after each batch. On the CUDA backend an
+// fp32 task graph runs in bf16 (engine/graph_dtype.h): parameters are rounded on the way in and the
+// logits widened to fp32 on the way out.
 #pragma once
 #include <memory>
 #include <vector>

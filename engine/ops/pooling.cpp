@@ -11,63 +11,18 @@
 //     the root of autodiff, as cross_entropy itself must be.
 // Padding sits at the end of each row, so a row's pooled vector reads only its real tokens: with the
 // attention op's key lengths, what padding a batch holds never changes a prediction.
-// The loops are short and memory-bound; they live here rather than in kernels/ until a CUDA twin is
-// needed (the CUDA execution backend does not run graphs yet).
-#include <algorithm>
+// The kernels are kernels/pooling.h's (CPU reference in kernels/cpu/pooling.cpp, CUDA twin attached
+// by engine/cuda/cuda_ops.cpp).
+#include <string>
 
 #include "engine/autodiff.h"
 #include "engine/ops/ops.h"
+#include "kernels/pooling.h"
 
 namespace ferry {
 
-namespace {
-
-enum PoolMode { kFirst = 0, kLast = 1, kMean = 2 };
-
-// The positions a row pools and the weight of each.
-struct Span {
-  int begin, end;
-  double weight;
-};
-Span pooled_span(int mode, int length, int T) {
-  const int len = std::clamp(length, 1, T);
-  switch (mode) {
-    case kFirst: return {0, 1, 1.0};
-    case kLast: return {len - 1, len, 1.0};
-    default: return {0, len, 1.0 / len};
-  }
-}
-
-template <typename T>
-void pool_forward(T* y, const T* x, const int32_t* lengths, int B, int Tn, int C, int mode) {
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < B; ++b) {
-    const Span s = pooled_span(mode, lengths[b], Tn);
-    T* out = y + static_cast<size_t>(b) * C;
-    std::fill(out, out + C, T(0));
-    for (int t = s.begin; t < s.end; ++t) {
-      const T* row = x + (static_cast<size_t>(b) * Tn + t) * C;
-      for (int c = 0; c < C; ++c) out[c] += row[c];
-    }
-    for (int c = 0; c < C; ++c) out[c] *= static_cast<T>(s.weight);
-  }
-}
-
-template <typename T>
-void pool_backward(T* dx, const T* dy, const int32_t* lengths, int B, int Tn, int C, int mode) {
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < B; ++b) {
-    const Span s = pooled_span(mode, lengths[b], Tn);
-    const T* g = dy + static_cast<size_t>(b) * C;
-    for (int t = 0; t < Tn; ++t) {
-      T* row = dx + (static_cast<size_t>(b) * Tn + t) * C;
-      const bool in = t >= s.begin && t < s.end;
-      for (int c = 0; c < C; ++c) row[c] = in ? g[c] * static_cast<T>(s.weight) : T(0);
-    }
-  }
-}
-
-}  // namespace
+using kernels::kPoolFirst;
+using kernels::kPoolMean;
 
 void register_pooling_ops() {
   OpDef fwd;
@@ -78,7 +33,7 @@ void register_pooling_ops() {
     FERRY_CHECK(x.shape.size() == 3, "pool_tokens input must be [B,T,C], got ", shape_str(x.shape));
     FERRY_CHECK(len.dtype == DType::I32 && len.shape == Shape{x.shape[0]}, "pool_tokens lengths must be i32 [B]");
     const int mode = n.attrs.i("mode");
-    FERRY_CHECK(mode >= kFirst && mode <= kMean, "pool_tokens mode ", mode);
+    FERRY_CHECK(mode >= kPoolFirst && mode <= kPoolMean, "pool_tokens mode ", mode);
     return std::vector<OutputSpec>{{{x.shape[0], x.shape[2]}, x.dtype}};
   };
   fwd.backward = [](Autodiff& ad, int i) {
@@ -93,8 +48,8 @@ void register_pooling_ops() {
     const auto& s = c.in[0].shape;
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
-      pool_forward<T>(c.out[0].as<T>(), c.in[0].as<T>(), c.in[1].as<int32_t>(), int(s[0]), int(s[1]), int(s[2]),
-                      c.node.attrs.i("mode"));
+      kernels::cpu::pool_tokens_forward<T>(c.out[0].as<T>(), c.in[0].as<T>(), c.in[1].as<int32_t>(), int(s[0]),
+                                           int(s[1]), int(s[2]), c.node.attrs.i("mode"));
     });
   };
   register_op(fwd);
@@ -109,8 +64,8 @@ void register_pooling_ops() {
     const auto& s = c.out[0].shape;
     dispatch_float(c.out[0].dtype, [&](auto tag) {
       using T = decltype(tag);
-      pool_backward<T>(c.out[0].as<T>(), c.in[0].as<T>(), c.in[1].as<int32_t>(), int(s[0]), int(s[1]), int(s[2]),
-                       c.node.attrs.i("mode"));
+      kernels::cpu::pool_tokens_backward<T>(c.out[0].as<T>(), c.in[0].as<T>(), c.in[1].as<int32_t>(), int(s[0]),
+                                            int(s[1]), int(s[2]), c.node.attrs.i("mode"));
     });
   };
   register_op(bwd);
@@ -130,12 +85,8 @@ void register_pooling_ops() {
   scale.cpu = [](KernelCall& c) {
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
-      const T s = static_cast<T>(c.node.attrs.get("s", 1.0));
-      const T* x = c.in[0].as<T>();
-      T* y = c.out[0].as<T>();
-      const int64_t n = c.in[0].numel();
-#pragma omp parallel for schedule(static)
-      for (int64_t k = 0; k < n; ++k) y[k] = s * x[k];
+      kernels::cpu::scale<T>(c.out[0].as<T>(), c.in[0].as<T>(), static_cast<T>(c.node.attrs.get("s", 1.0)),
+                             static_cast<size_t>(c.in[0].numel()));
     });
   };
   register_op(scale);

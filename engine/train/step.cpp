@@ -4,14 +4,19 @@
 #include "engine/autodiff.h"
 #include "engine/cuda/device_step.h"
 #include "engine/error.h"
+#include "engine/graph_dtype.h"
 
 namespace ferry {
 
 LocalStep::LocalStep(Graph graph, Backend& backend, AdamWConfig adamw, size_t memory_limit)
     : graph_(std::move(graph)), backend_(backend) {
   FERRY_CHECK(graph_.loss >= 0, "a training step needs a loss");
-  if (static_cast<int>(graph_.nodes.size()) == graph_.num_forward_nodes) derive_backward(graph_);
   const bool on_device = backend.device() == Device::CUDA;
+  if (static_cast<int>(graph_.nodes.size()) == graph_.num_forward_nodes) {
+    // A graph built in fp32 (the fine-tuning task graphs) runs in bf16 on the CUDA backend.
+    retype_for_device(graph_, backend.device());
+    derive_backward(graph_);
+  }
   const size_t optimizer_bytes = on_device ? gpu::device_optimizer_bytes(graph_) : AdamW::state_bytes(graph_);
   executor_ = std::make_unique<Executor>(graph_, backend, optimizer_bytes, memory_limit);
   verify_plan(graph_, executor_->plan());

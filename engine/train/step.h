@@ -67,7 +67,8 @@ class StepRunner {
 
 // The whole step in this process, on one backend. On the CPU, AdamW runs on the host buffers; on
 // the CUDA backend the optimizer state lives on the device and, after one eager step, the whole step
-// replays as one CUDA graph (engine/cuda/device_step.h; the graph must be bf16 there).
+// replays as one CUDA graph (engine/cuda/device_step.h; the graph must be bf16 there: a forward-only
+// fp32 graph is retyped to bf16 before autodiff, engine/graph_dtype.h).
 class LocalStep final : public StepRunner {
  public:
   // loss: the graph's scalar loss output. memory_limit 0: the backend's capacity.

@@ -42,7 +42,7 @@ void run(const Args& a) {
   std::vector<float> params(static_cast<size_t>(g.graph.param_count()));
   if (load_params_by_name(f, g.graph, params) != static_cast<int>(g.graph.params.size()))
     user_error("model '", a.model, "' lacks parameters of its own task graph");
-  auto backend = make_backend(a.device);
+  auto backend = make_backend(a.device, AutoDevice::Gpu);
   EvalReport r = evaluate_model(m, *backend, params, data, a.split);
   r.json["model"] = std::filesystem::absolute(a.model).lexically_normal().string();
   const std::filesystem::path out = a.out.empty() ? f.path.parent_path() : std::filesystem::path(a.out);
@@ -64,7 +64,7 @@ void setup(CLI::App& app) {
   app.add_option("--predictions", a->predictions, "predictions file (default: <out>/<split>_predictions.tsv)");
   app.add_option("--seed", a->seed, "the split's seed (must match fine-tuning's)");
   app.add_option("--batch-size", a->batch, "examples per forward pass");
-  app.add_option("--device", a->device, "auto | cpu | cuda");
+  app.add_option("--device", a->device, "auto (the GPU when one is usable) | cpu | cuda");
   app.callback([a] { run(*a); });
 }
 

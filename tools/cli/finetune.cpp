@@ -206,7 +206,7 @@ void run_multi(const Args& a) {
   for (size_t k = 0; k < names.size(); ++k)
     if (names[k] == "ner") base.meta.corpus = a.corpus;
   MultiTaskModel mm(base, heads, tags, weights);
-  auto backend = make_backend(a.device);
+  auto backend = make_backend(a.device, AutoDevice::Gpu);
   int loaded = 0;
   const std::vector<float> initial =
       mm.initial_parameters(a.seed, a.from_scratch ? std::string() : a.init, &loaded);
@@ -308,7 +308,7 @@ void run(const Args& a) {
   m.meta.tag_names = data.tags.names;
   m.techniques = techniques_of(a, m.meta.config);
 
-  auto backend = make_backend(a.device);
+  auto backend = make_backend(a.device, AutoDevice::Gpu);
   int loaded = 0;
   std::vector<float> initial =
       m.initial_parameters(a.seed, a.from_scratch ? std::string() : a.init, &loaded);

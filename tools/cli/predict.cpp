@@ -32,7 +32,7 @@ void run(const Args& a) {
   TaskGraph g = m.graph(false, 0);
   std::vector<float> params(static_cast<size_t>(g.graph.param_count()));
   load_params_by_name(f, g.graph, params);
-  auto backend = make_backend(a.device);
+  auto backend = make_backend(a.device, AutoDevice::Gpu);
   auto inf = m.make_inference(*backend);
   inf->set_parameters(params);
   const GraphInputs in = GraphInputs::of(g);
@@ -80,7 +80,7 @@ void run(const Args& a) {
 void setup(CLI::App& app) {
   auto a = std::make_shared<Args>();
   app.add_option("model", a->model, "model folder written by ferry finetune (<out>/model)")->required();
-  app.add_option("--device", a->device, "auto | cpu | cuda");
+  app.add_option("--device", a->device, "auto (the GPU when one is usable) | cpu | cuda");
   app.callback([a] { run(*a); });
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # benchmarks/kernels/emulator/check_kernels.sh — run the CUDA kernels' own source (attention,
-# layernorm, cross-entropy, embedding, AdamW and the gradient norm, GELU) on the CPU emulator (prelude.h) against the CPU references,
+# layernorm, cross-entropy, embedding, AdamW and the gradient norm, GELU, and the fine-tuning ops:
+# pooling, scale, the weighted loss sum) on the CPU emulator (prelude.h) against the CPU references,
 # on a machine without a GPU. Not part of the build or of ctest: a development check (about a
 # minute on two cores). Exit status 1 on any mismatch. Usage: check_kernels.sh
 set -euo pipefail
@@ -42,7 +43,8 @@ cuts = {"attention_forward": "template <int HS>\nvoid launch_forward",
         "cross_entropy": "\n}  // namespace\n",
         "embedding": "int id_bits(int V)",
         "adamw": "\n}  // namespace\n",
-        "gelu": "bool aligned16("}
+        "gelu": "bool aligned16(",
+        "pooling": "\n}  // namespace\n"}
 for name, cut in cuts.items():
     src = open(f"{root}/kernels/cuda/{name}.cu").read()
     src = src[:src.index(cut)]
@@ -51,7 +53,7 @@ for name, cut in cuts.items():
     open(f"{gen}/{name}.inc", "w").write(src + "\n}  // namespace\n}  // namespace ferry::kernels::cuda\n")
 PY
 
-KERNELS="attention_forward attention_backward layernorm cross_entropy embedding adamw gelu"
+KERNELS="attention_forward attention_backward layernorm cross_entropy embedding adamw gelu pooling"
 # One translation unit per kernel file (their anonymous namespaces reuse names like kThreads).
 for name in $KERNELS; do
   cat > "$GEN/$name.cpp" <<CPP
@@ -70,6 +72,6 @@ for name in $KERNELS; do
   objs+=("$GEN/$name.o")
 done
 wait
-g++ "${FLAGS[@]}" "$HERE/kernels_emulation.cpp" "${objs[@]}" "$ROOT"/kernels/cpu/{attention,layernorm,cross_entropy,embedding,adamw,gelu}.cpp \
+g++ "${FLAGS[@]}" "$HERE/kernels_emulation.cpp" "${objs[@]}" "$ROOT"/kernels/cpu/{attention,layernorm,cross_entropy,embedding,adamw,gelu,pooling}.cpp \
   -fopenmp -o "$GEN/kernels_emulation"
 "$GEN/kernels_emulation"

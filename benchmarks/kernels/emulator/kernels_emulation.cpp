@@ -15,6 +15,7 @@
 #include "kernels/embedding.h"
 #include "kernels/gelu.h"
 #include "kernels/layernorm.h"
+#include "kernels/pooling.h"
 
 using ferry::bf16;
 
@@ -37,6 +38,10 @@ void emu_adamw(float* master, bf16* params, float* m, float* v, const G* grads, 
                float beta1, float beta2, float eps, const float* grad_scale);
 void emu_grad_norm(float* norm, float* clip, const bf16* grads, size_t n, float max_norm);
 void emu_gelu(bf16* out, bf16* dinp, const bf16* x, const bf16* dout, size_t n);
+void emu_pool_tokens(bf16* y, bf16* dx, const bf16* x, const bf16* dy, const int32_t* lengths, int B, int T, int C,
+                     int mode);
+void emu_scale(bf16* y, const bf16* x, float* yf, const float* xf, float s, size_t n);
+void emu_weighted_sum(float* out, const float* const* terms, const double* weights, int n);
 
 namespace {
 
@@ -235,6 +240,54 @@ void gelu(size_t n) {
   check("gelu n" + std::to_string(n), {{"fwd", rel(from(y), y_ref)}, {"bwd", rel(from(dx), dx_ref)}}, {kBf16, kBf16});
 }
 
+// Ragged lengths: full, one token, 0 and T + 3 (both clamped by the contract), then random.
+void pool_tokens(int B, int T, int C, int mode) {
+  std::uniform_int_distribution<int32_t> len(1, T);
+  std::vector<int32_t> lengths(B);
+  for (int b = 0; b < B; ++b) lengths[b] = b == 0 ? T : b == 1 ? 1 : b == 2 ? 0 : b == 3 ? T + 3 : len(rng);
+  const size_t BTC = size_t(B) * T * C, BC = size_t(B) * C;
+  const auto x = values(BTC, -2, 2), dy = values(BC, -1, 1);
+  std::vector<double> y_ref(BC), dx_ref(BTC);
+  ferry::kernels::cpu::pool_tokens_forward(y_ref.data(), x.data(), lengths.data(), B, T, C, mode);
+  ferry::kernels::cpu::pool_tokens_backward(dx_ref.data(), dy.data(), lengths.data(), B, T, C, mode);
+  const auto x_h = to_bf16(x), dy_h = to_bf16(dy);
+  auto y = poisoned(BC), dx = poisoned(BTC);
+  emu_pool_tokens(y.data(), dx.data(), x_h.data(), dy_h.data(), lengths.data(), B, T, C, mode);
+  const auto dx_got = from(dx);
+  double stray = 0;  // a gradient at a position the row does not pool
+  for (size_t i = 0; i < BTC; ++i)
+    if (dx_ref[i] == 0.0) stray = std::max(stray, std::isnan(dx_got[i]) ? INFINITY : std::abs(dx_got[i]));
+  check("pool_tokens B" + std::to_string(B) + " T" + std::to_string(T) + " C" + std::to_string(C) + " " +
+            (mode == 0 ? "first" : mode == 1 ? "last" : "mean"),
+        {{"fwd", rel(from(y), y_ref)}, {"bwd", rel(dx_got, dx_ref)}, {"stray", stray}}, {kBf16, kBf16, 1e-300});
+}
+
+void scale(size_t n) {
+  const auto x = values(n, -3, 3);
+  const double s = 16.0 / 3.0;
+  std::vector<double> ref(n);
+  ferry::kernels::cpu::scale(ref.data(), x.data(), s, n);
+  const auto x_h = to_bf16(x);
+  auto y = poisoned(n);
+  std::vector<float> xf(x.begin(), x.end()), yf(n, NAN);
+  emu_scale(y.data(), x_h.data(), yf.data(), xf.data(), float(s), n);
+  check("scale n" + std::to_string(n), {{"bf16", rel(from(y), ref)}, {"fp32", rel(from(yf), ref)}}, {kBf16, kFp32});
+}
+
+void weighted_sum(int n) {
+  const auto l = values(size_t(n), 0, 5), w = values(size_t(n), 0.1, 2);
+  std::vector<float> terms(l.begin(), l.end());
+  std::vector<const float*> ptrs;
+  double ref = 0;  // engine/ops/pooling.cpp's sum_losses
+  for (int k = 0; k < n; ++k) {
+    ptrs.push_back(&terms[k]);
+    ref += w[k] * double(terms[k]);
+  }
+  float out = NAN;
+  emu_weighted_sum(&out, ptrs.data(), w.data(), n);
+  check("weighted_sum n" + std::to_string(n), {{"sum", rel({double(out)}, {double(float(ref))})}}, {1e-7});
+}
+
 }  // namespace
 
 int main() {
@@ -253,5 +306,14 @@ int main() {
   adamw(1001);
   adamw(13);
   gelu(1003);
+  pool_tokens(6, 9, 40, 0);
+  pool_tokens(6, 9, 40, 1);
+  pool_tokens(6, 9, 40, 2);
+  pool_tokens(5, 17, 300, 2);  // two channel blocks, the second partial
+  pool_tokens(4, 1, 7, 1);
+  scale(1003);
+  weighted_sum(1);
+  weighted_sum(3);
+  weighted_sum(ferry::kernels::cuda::kMaxWeightedTerms);
   return all_ok ? 0 : 1;
 }
