@@ -31,6 +31,10 @@ LoopResult run_finetune_loop(const LoopConfig& c, const LoopHooks& h, const std:
     } else {
       ++since_best;
     }
+    if (!r.history.empty() && r.history.back().step == s) {
+      r.history.back().dev_metric = m;
+      r.history.back().evaluated = true;
+    }
     std::fprintf(stderr, "step %5d | dev %.4f%s\n", s, m, better ? " (best)" : "");
   };
 
@@ -52,10 +56,14 @@ LoopResult run_finetune_loop(const LoopConfig& c, const LoopHooks& h, const std:
     if (!std::isfinite(res.loss)) user_error("fine-tuning diverged at step ", s, ": loss is ", res.loss, " (lower --lr)");
     r.final_train_loss = res.loss;
     r.steps = s;
+    r.history.push_back({s, res.loss, lr, 0.0, false});
     if (c.log_every > 0 && (s % c.log_every == 0 || s == 1)) {
+      // ETA from the training steps' pace so far (dev evaluations included in it).
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::fprintf(stderr, "step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.1fs\n", s, c.max_steps, res.loss, lr,
-                   res.grad_norm, elapsed);
+      const double eta = elapsed / s * (c.max_steps - s);
+      std::fprintf(stderr, "step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | %.1fs | eta %.0fs\n", s,
+                   c.max_steps, res.loss, lr, res.grad_norm, c.tokens_per_step > 0 ? c.tokens_per_step * s / elapsed : 0.0,
+                   elapsed, eta);
     }
     const bool eval_now = (c.eval_every > 0 && s % c.eval_every == 0) || s == c.max_steps;
     if (eval_now) {

@@ -3,6 +3,7 @@
 // without improvement, and gradual unfreezing (the step is rebuilt with more trainable blocks, and
 // parameters and AdamW moments carry over: the flat layout does not depend on trainability).
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -20,6 +21,7 @@ struct LoopConfig {
   int patience = 0;      // evaluations without improvement before stopping; 0: never stop early
   int unfreeze_every = 0;
   int log_every = 10;
+  int64_t tokens_per_step = 0;  // for the tokens/s in the progress line (batch × sequence length)
 };
 
 struct LoopHooks {
@@ -31,6 +33,15 @@ struct LoopHooks {
   int n_layer = 0;  // for gradual unfreezing
 };
 
+// One logged step: the train loss, and the dev metric where the step was evaluated (NaN otherwise).
+struct LoopRecord {
+  int step = 0;
+  double train_loss = 0;
+  double lr = 0;
+  double dev_metric = 0;
+  bool evaluated = false;
+};
+
 struct LoopResult {
   int steps = 0;
   int best_step = 0;
@@ -38,6 +49,7 @@ struct LoopResult {
   bool stopped_early = false;
   double final_train_loss = 0;
   std::vector<float> best_params;
+  std::vector<LoopRecord> history;  // every step, in order (metrics.jsonl)
 };
 
 // `initial`: the starting parameters in the step's flat order.

@@ -5,6 +5,8 @@
 // small NER fixture (finetune → eval → predict).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 
 #include "engine/backend.h"
@@ -272,6 +274,46 @@ TEST(Commands, NerFinetuneEvalPredictEndToEnd) {
   EXPECT_GT(j["value"].get<double>(), 0.9) << r.out;  // the fixture's entities are trivially learnable
   EXPECT_TRUE(j["per_type"].contains("person"));
 
+  // metrics.jsonl: every step's train loss, the dev metric at the evaluated steps (40 and 80 unless
+  // stopped early), drawn by `ferry plot`.
+  {
+    std::ifstream m(dir.path() / "ner" / "metrics.jsonl");
+    std::string line;
+    std::vector<int> dev_steps;
+    int lines = 0;
+    while (std::getline(m, line)) {
+      const auto e = nlohmann::json::parse(line);
+      EXPECT_EQ(e["step"].get<int>(), ++lines);
+      EXPECT_TRUE(e["train_loss"].is_number());
+      if (e.contains("dev")) {
+        dev_steps.push_back(e["step"].get<int>());
+        EXPECT_EQ(e["metric"], "entity_f1");
+      }
+    }
+    EXPECT_EQ(lines, j["steps"].get<int>());
+    ASSERT_FALSE(dev_steps.empty());
+    EXPECT_EQ(dev_steps.front(), 40);
+    EXPECT_EQ(dev_steps.back(), j["steps"].get<int>());
+  }
+  r = test::run_command(test::ferry_binary() + " plot --key dev --y-label 'dev entity F1' --out " + out +
+                        "/dev.svg a=" + out + "/metrics.jsonl b=" + out + "/metrics.jsonl");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  {
+    std::ifstream svg(dir.path() / "ner" / "dev.svg");
+    const std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text.rfind("<svg", 0), 0u);
+    EXPECT_NE(text.find("dev entity F1"), std::string::npos);
+    EXPECT_GT(std::count(text.begin(), text.end(), '\n'), 10);
+    size_t lines = 0;
+    for (size_t p = text.find("<polyline"); p != std::string::npos; p = text.find("<polyline", p + 1)) ++lines;
+    EXPECT_EQ(lines, 2u);
+  }
+  r = test::run_command(test::ferry_binary() + " plot --key nosuchkey --out " + out + "/x.svg a=" + out + "/metrics.jsonl");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("nosuchkey"), std::string::npos) << r.out;
+  r = test::run_command(test::ferry_binary() + " plot --out " + out + "/x.svg " + out + "/metrics.jsonl");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+
   r = test::run_command(env + test::ferry_binary() + " eval " + out + " --split dev --out " + out + "/dev");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("entity F1"), std::string::npos) << r.out;
@@ -400,6 +442,33 @@ TEST(Commands, DomainAdaptationRunsBeforeTheClassifier) {
   r = test::run_command(env + test::ferry_binary() + " finetune --task ner --from-scratch --adapt-steps 5 --out " + out +
                         "/x");
   EXPECT_EQ(r.exit_code, 2) << r.out;
+}
+
+// Masked-LM pretraining of an encoder: its held-out loss is the masked-token loss on held-out
+// windows masked once (the same positions at every evaluation), so it falls as training goes on —
+// scoring an encoder on next-token prediction instead would rise (it sees the next token).
+TEST(Commands, MaskedLmHeldOutLossFalls) {
+  if (!std::filesystem::exists(tokenizer::Gpt2Tokenizer::default_dir() / "vocab.bpe"))
+    GTEST_SKIP() << "GPT-2 vocabulary not fetched (scripts/fetch_assets.sh)";
+  test::TempDir dir;
+  const auto assets = synthetic_assets(dir);
+  const std::string out = (dir.path() / "mlm").string();
+  auto r = test::run_command("FERRY_ASSETS=" + assets.string() + " " + test::ferry_binary() +
+                             " finetune --task lm --from-scratch --model encoder-nano --vocab-size 96 --sources imdb"
+                             " --seq-len 16 --batch-size 16 --steps 120 --eval-every 10 --lr 1e-2 --warmup 5 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::vector<double> dev;
+  std::ifstream m(dir.path() / "mlm" / "metrics.jsonl");
+  for (std::string line; std::getline(m, line);) {
+    const auto e = nlohmann::json::parse(line);
+    if (e.contains("dev")) dev.push_back(-e["dev"].get<double>());
+  }
+  ASSERT_EQ(dev.size(), 12u) << r.out;
+  EXPECT_LT(dev.back(), dev.front() - 0.3) << r.out;
+  EXPECT_LT(dev.back(), std::log(96.0) - 1.0) << r.out;  // well below a uniform guess
+  const nlohmann::json j = read_json(dir.path() / "mlm" / "eval.json");
+  EXPECT_EQ(j["metric"], "heldout_loss");
+  EXPECT_NEAR(j["value"].get<double>(), *std::min_element(dev.begin(), dev.end()), 1e-9);
 }
 
 }  // namespace

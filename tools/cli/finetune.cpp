@@ -74,7 +74,7 @@ class TrainStream {
       owned.reserve(rows.size());
       for (auto*& r : rows) {
         owned.push_back(*r);
-        mask_tokens(owned.back(), m_.meta.vocab.mask(), m_.meta.vocab.compact() ? 3 : 0, m_.meta.config.vocab_size,
+        mask_tokens(owned.back(), m_.meta.vocab.mask(), m_.meta.vocab.first_piece(), m_.meta.config.vocab_size,
                     rng_);
         r = &owned.back();
       }
@@ -159,6 +159,7 @@ LoopConfig loop_config(const Args& a) {
   lc.eval_every = a.eval_every;
   lc.patience = a.patience;
   lc.unfreeze_every = a.unfreeze_every;
+  lc.tokens_per_step = int64_t(a.batch) * a.seq_len;
   return lc;
 }
 
@@ -269,6 +270,7 @@ void run_multi(const Args& a) {
     sum += r.json["value"].get<double>();
     labels += data[k].n_train_labels;
   }
+  write_history(out, res.history, "mean_task_metric");
   all["value"] = sum / double(mm.size());
   all["n_train_labels"] = labels;
   EvalReport summary;
@@ -301,8 +303,15 @@ void run(const Args& a) {
     user_error("--seq-len ", a.seq_len, " exceeds the model's ", m.meta.config.max_seq_len, " positions");
 
   std::fprintf(stderr, "ferry: %s\n", device_summary().c_str());
-  const TaskData data = load_task(a.task, m.meta.vocab, dopt);
+  TaskData data = load_task(a.task, m.meta.vocab, dopt);
   std::fprintf(stderr, "ferry: %s\n", data.description.c_str());
+  if (a.task == "lm" && !m.meta.config.causal) {
+    // An encoder's held-out loss is the masked-token loss: mask the held-out windows once, with a
+    // fixed seed, so every evaluation scores the same positions (training masks afresh each pass).
+    std::mt19937_64 rng(a.seed + 99);
+    for (Example& e : data.dev)
+      mask_tokens(e, m.meta.vocab.mask(), m.meta.vocab.first_piece(), m.meta.config.vocab_size, rng);
+  }
   if (data.train.empty()) user_error("task ", a.task, ": no training examples");
   m.meta.head = head_for_task(a.task, m.meta.config, a.pooling, data.tags);
   m.meta.tag_names = data.tags.names;
@@ -413,6 +422,9 @@ void run(const Args& a) {
                                {"lora_rank", a.lora_rank}, {"lora_alpha", a.lora_alpha},
                                {"unfreeze_every", a.unfreeze_every}, {"adapt_steps", a.adapt_steps}};
   write_eval(out, report, report.predictions.empty() ? "" : out / "predictions.tsv");
+  write_history(out, res.history, m.meta.head.kind == HeadKind::LanguageModel && a.task != "translate"
+                                      ? "neg_heldout_loss"
+                                      : report.json.value("metric", ""));
   std::printf("%s %s (init %s, %zu training labels): %s\n", a.task.c_str(), report.json.value("split", "").c_str(),
               init_desc.c_str(), data.n_train_labels, report.summary.c_str());
   std::fprintf(stderr, "ferry: model in %s, metrics in %s\n", (out / kTaskModelFile).c_str(), (out / "eval.json").c_str());

@@ -57,7 +57,8 @@ std::vector<double> ticks(double lo, double hi) {
 
 }  // namespace
 
-std::string loss_curve_svg(const std::vector<Series>& series, const std::string& title, int width, int height) {
+std::string loss_curve_svg(const std::vector<Series>& series, const std::string& title, int width, int height,
+                           const std::string& y_label) {
   const double left = 64, right = 20, top = 36, bottom = 48;
   double x0 = std::numeric_limits<double>::infinity(), x1 = -x0, y0 = x0, y1 = -x0;
   for (const Series& s : series)
@@ -91,7 +92,7 @@ std::string loss_curve_svg(const std::vector<Series>& series, const std::string&
   svg += "<rect x=\"" + num(left) + "\" y=\"" + num(top) + "\" width=\"" + num(pw) + "\" height=\"" + num(ph) +
          "\" fill=\"none\" stroke=\"#333\"/>\n";
   svg += "<text x=\"" + num(left + pw / 2) + "\" y=\"" + num(height - 10.0) + "\" text-anchor=\"middle\">step</text>\n";
-  svg += "<text transform=\"translate(16 " + num(top + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">loss (nats/token)</text>\n";
+  svg += "<text transform=\"translate(16 " + num(top + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">" + escape(y_label) + "</text>\n";
   int legend = 0;
   for (const Series& s : series) {
     std::string pts;
@@ -112,20 +113,25 @@ std::string loss_curve_svg(const std::vector<Series>& series, const std::string&
   return svg;
 }
 
-void write_loss_plot(const std::filesystem::path& metrics_jsonl, const std::filesystem::path& svg_path,
-                     const std::string& title) {
+Series read_series(const std::filesystem::path& metrics_jsonl, const std::string& key, const std::string& label,
+                   const std::string& color) {
   std::ifstream in(metrics_jsonl);
   if (!in) user_error(metrics_jsonl.string(), ": cannot read the metrics to plot");
-  Series train{"train", "#1f77b4", {}}, val{"validation", "#d62728", {}};
+  Series out{label, color, {}};
   std::string line;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("step")) continue;
-    const double s = j["step"].get<double>();
-    if (j.contains("train_loss") && j["train_loss"].is_number()) train.points.emplace_back(s, j["train_loss"].get<double>());
-    if (j.contains("val_loss") && j["val_loss"].is_number()) val.points.emplace_back(s, j["val_loss"].get<double>());
+    if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number()) continue;
+    if (j.contains(key) && j[key].is_number()) out.points.emplace_back(j["step"].get<double>(), j[key].get<double>());
   }
-  write_file_atomically(svg_path, loss_curve_svg({train, val}, title));
+  return out;
+}
+
+void write_loss_plot(const std::filesystem::path& metrics_jsonl, const std::filesystem::path& svg_path,
+                     const std::string& title) {
+  write_file_atomically(svg_path, loss_curve_svg({read_series(metrics_jsonl, "train_loss", "train", "#1f77b4"),
+                                                  read_series(metrics_jsonl, "val_loss", "validation", "#d62728")},
+                                                 title));
 }
 
 }  // namespace ferry::plot

@@ -3,6 +3,7 @@
 
 #include <fstream>
 
+#include "engine/checkpoint/atomic_file.h"
 #include "engine/error.h"
 #include "tools/translate/task.h"
 
@@ -75,6 +76,20 @@ void write_eval(const std::filesystem::path& dir, const EvalReport& r, const std
     for (const auto& line : r.predictions) p << line << "\n";
     if (!p) user_error("cannot write predictions file ", predictions_file.string());
   }
+}
+
+void write_history(const std::filesystem::path& dir, const std::vector<LoopRecord>& history, const std::string& metric) {
+  std::string text;
+  for (const LoopRecord& r : history) {
+    nlohmann::json j = {{"step", r.step}, {"train_loss", r.train_loss}, {"lr", r.lr}};
+    if (r.evaluated) {
+      j["dev"] = r.dev_metric;
+      j["metric"] = metric;
+    }
+    text += j.dump() + "\n";
+  }
+  std::filesystem::create_directories(dir);
+  write_file_atomically(dir / "metrics.jsonl", text);
 }
 
 }  // namespace ferry::tasks

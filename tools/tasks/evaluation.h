@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/finetune/loop.h"
 #include "tools/tasks/model_setup.h"
 
 namespace ferry::tasks {
@@ -23,5 +24,9 @@ EvalReport evaluate_model(const TaskModel& m, Backend& backend, const std::vecto
                           const std::string& split);
 
 void write_eval(const std::filesystem::path& dir, const EvalReport& r, const std::filesystem::path& predictions_file);
+
+// <dir>/metrics.jsonl: one line per step, {"step", "train_loss", "lr"} plus "dev" (the dev metric,
+// `metric` named in the line too) at evaluated steps — what `ferry plot` draws.
+void write_history(const std::filesystem::path& dir, const std::vector<LoopRecord>& history, const std::string& metric);
 
 }  // namespace ferry::tasks

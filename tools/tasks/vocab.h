@@ -33,6 +33,8 @@ class TaskVocab {
   int32_t pad() const { return separator(); }
   int32_t unk() const { return compact_ ? 1 : tokenizer::Gpt2Tokenizer::kEndOfText; }
   int32_t mask() const { return compact_ ? 2 : tokenizer::Gpt2Tokenizer::kEndOfText; }
+  // The first id of an ordinary text piece (MLM's random replacements are drawn from [this, size)).
+  int32_t first_piece() const { return compact_ ? kReserved : 0; }
 
   int32_t from_gpt2(int32_t id) const;
   std::vector<int32_t> encode(const tokenizer::Gpt2Tokenizer& tok, std::string_view text) const;
