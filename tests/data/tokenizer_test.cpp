@@ -74,6 +74,38 @@ TEST_F(Gpt2TokenizerTest, DecodeRestoresTheBytesOfEveryCommittedVector) {
   }
 }
 
+// A merge limit stops GPT-2's BPE after its first N merges: with all 50,000 it is the full
+// tokenizer; with none every id is a byte; in between the pieces are tokens of rank < N, text
+// round-trips, and more merges never make an encoding longer (the N-merge state is a stage on the
+// way to the (N+k)-merge one, since merges apply in rank order).
+TEST_F(Gpt2TokenizerTest, MergeLimitStopsBpeAfterItsFirstMerges) {
+  const auto vectors = committed_vectors();
+  const Gpt2Tokenizer all = tok->with_merge_limit(50000), none = tok->with_merge_limit(0),
+                      some = tok->with_merge_limit(3837), more = tok->with_merge_limit(12000);
+  int kept = 0;
+  for (int32_t id = 0; id < Gpt2Tokenizer::kVocabSize; ++id) kept += some.has_token(id);
+  EXPECT_EQ(kept, 256 + 3837);
+  EXPECT_FALSE(some.has_token(Gpt2Tokenizer::kEndOfText));
+  size_t shorter = 0;
+  for (const auto& v : vectors) {
+    EXPECT_EQ(all.encode(v.text), v.ids) << printable(v.text);
+    const auto bytes = none.encode(v.text);
+    EXPECT_EQ(bytes.size(), v.text.size()) << printable(v.text);
+    EXPECT_EQ(none.decode(bytes), v.text);
+    const auto ids = some.encode(v.text), ids_more = more.encode(v.text);
+    EXPECT_EQ(some.decode(ids), v.text) << printable(v.text);
+    for (int32_t id : ids) EXPECT_TRUE(some.has_token(id)) << id << " in " << printable(v.text);
+    EXPECT_GE(ids.size(), ids_more.size()) << printable(v.text);
+    EXPECT_GE(ids_more.size(), v.ids.size()) << printable(v.text);
+    shorter += ids_more.size() < ids.size();
+  }
+  EXPECT_GT(shorter, 20u);  // the limits differ on real text
+  // Ordinary English stays mostly whole words at 3,837 merges; a rare name splits into pieces.
+  EXPECT_EQ(some.encode(" the movie was great").size(), 4u);
+  EXPECT_GT(some.encode(" Schwarzenegger").size(), tok->encode(" Schwarzenegger").size());
+  EXPECT_THROW(tok->with_merge_limit(-1), UserError);
+}
+
 TEST_F(Gpt2TokenizerTest, EndOfTextInsideTextIsOrdinaryText) {
   const auto ids = tok->encode("a<|endoftext|>b");
   EXPECT_EQ(std::count(ids.begin(), ids.end(), Gpt2Tokenizer::kEndOfText), 0);

@@ -259,7 +259,7 @@ TEST(Commands, NerFinetuneEvalPredictEndToEnd) {
   const std::string env = "FERRY_NER_DIR=" + (test::source_dir() / "tests/finetune/fixtures/ner").string() + " ";
   const std::string out = (dir.path() / "ner").string();
   auto r = test::run_command(env + test::ferry_binary() +
-                             " finetune --task ner --from-scratch --model encoder-nano --vocab-size 64 --steps 80"
+                             " finetune --task ner --from-scratch --model encoder-nano --vocab-kind frequent --vocab-size 64 --steps 80"
                              " --batch-size 8 --seq-len 16 --lr 2e-2 --warmup 5 --eval-every 40 --patience 2 --out " +
                              out);
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -388,7 +388,7 @@ TEST(Commands, MultiTaskFromAConfigFile) {
                           (test::source_dir() / "tests/finetune/fixtures/ner").string() + " ";
   const std::string out = (dir.path() / "multi").string();
   std::ofstream(dir.path() / "multi.toml") << "task = \"multi\"\ntasks = \"sentiment,ner\"\ntask-weights = \"1,1\"\n"
-                                              "from-scratch = true\nmodel = \"encoder-nano\"\nvocab-size = 128\n"
+                                              "from-scratch = true\nmodel = \"encoder-nano\"\nvocab-kind = \"frequent\"\nvocab-size = 128\n"
                                               "steps = 500\nbatch-size = 8\nseq-len = 16\nlr = 2e-2\nwarmup = 5\n"
                                               "eval-every = 30\nlabels = 80\ndev-limit = 40\ntest-limit = 60\n";
   auto r = test::run_command(env + test::ferry_binary() + " finetune --config " + (dir.path() / "multi.toml").string() +
@@ -426,7 +426,7 @@ TEST(Commands, DomainAdaptationRunsBeforeTheClassifier) {
   const std::string env = "FERRY_ASSETS=" + assets.string() + " ";
   const std::string out = (dir.path() / "adapt").string();
   auto r = test::run_command(env + test::ferry_binary() +
-                             " finetune --task sentiment --from-scratch --model nano --vocab-size 96 --seq-len 16"
+                             " finetune --task sentiment --from-scratch --model nano --vocab-kind frequent --vocab-size 96 --seq-len 16"
                              " --batch-size 8 --labels 40 --dev-limit 20 --test-limit 20 --steps 3 --eval-every 0"
                              " --adapt-steps 20 --lr 1e-2 --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -454,7 +454,7 @@ TEST(Commands, MaskedLmHeldOutLossFalls) {
   const auto assets = synthetic_assets(dir);
   const std::string out = (dir.path() / "mlm").string();
   auto r = test::run_command("FERRY_ASSETS=" + assets.string() + " " + test::ferry_binary() +
-                             " finetune --task lm --from-scratch --model encoder-nano --vocab-size 96 --sources imdb"
+                             " finetune --task lm --from-scratch --model encoder-nano --vocab-kind frequent --vocab-size 96 --sources imdb"
                              " --seq-len 16 --batch-size 16 --steps 120 --eval-every 10 --lr 1e-2 --warmup 5 --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   std::vector<double> dev;

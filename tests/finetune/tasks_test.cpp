@@ -3,6 +3,7 @@
 // batches, and head-and-tail truncation.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <set>
 
 #include "engine/error.h"
@@ -194,6 +195,39 @@ TEST(Vocab, CompactMapsRarePiecesToUnk) {
   EXPECT_EQ(v.from_gpt2(50256), v.separator());
   const TaskVocab back = TaskVocab::from_json(v.to_json());
   EXPECT_EQ(back.from_gpt2(100), 4);
+  EXPECT_EQ(v.to_gpt2(4), 100);
+  EXPECT_EQ(v.to_gpt2(v.unk()), -1);
+  EXPECT_EQ(v.to_gpt2(5), -1);
+}
+
+// The bpe kind: GPT-2's first merges, so no text ever becomes <unk> — tweets and names included —
+// and the model ids are the kept GPT-2 ids in order after the three reserved ones.
+TEST(Vocab, BpeKindEncodesAnyTextWithoutUnk) {
+  if (!std::filesystem::exists(tokenizer::Gpt2Tokenizer::default_dir() / "vocab.bpe"))
+    GTEST_SKIP() << "GPT-2 vocabulary not fetched (scripts/fetch_assets.sh)";
+  const auto tok = tokenizer::Gpt2Tokenizer::load(tokenizer::Gpt2Tokenizer::default_dir());
+  const TaskVocab v = TaskVocab::bpe(4096);
+  EXPECT_EQ(v.size(), 4096);
+  const std::string text = "@paulwalk It 's the view from Empire State Building http://bit.ly/bgCyZ0 #photography \xF0\x9F\x98\x80";
+  const auto ids = v.encode(tok, text);
+  std::vector<int32_t> gpt2_ids;
+  for (int32_t id : ids) {
+    ASSERT_GE(id, 3);  // never <unk>, <mask> or the separator
+    ASSERT_LT(id, 4096);
+  }
+  const auto limited = tok.with_merge_limit(4096 - 259);
+  const auto expect = limited.encode(text);
+  ASSERT_EQ(ids.size(), expect.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    EXPECT_EQ(ids[i], v.from_gpt2(expect[i]));
+    EXPECT_EQ(v.to_gpt2(ids[i]), expect[i]);
+  }
+  EXPECT_EQ(limited.decode(expect), text);
+  const TaskVocab back = TaskVocab::from_json(v.to_json());
+  EXPECT_EQ(back.to_json(), v.to_json());
+  EXPECT_EQ(back.encode(tok, text), ids);
+  EXPECT_THROW(TaskVocab::bpe(100), UserError);
+  EXPECT_THROW(TaskVocab::from_json({{"kind", "bpe"}, {"merges", -3}}), UserError);
 }
 
 }  // namespace

@@ -35,6 +35,7 @@ using namespace ferry::tasks;
 
 struct Args {
   std::string task, init, model, out, freeze = "none", pooling, corpus = "wnut17", device = "auto", sources;
+  std::string vocab_kind = "bpe";
   std::string tasks = "sentiment,ner", task_weights;  // --task multi
   bool from_scratch = false;
   int vocab_size = 8192, steps = 200, batch = 16, seq_len = 128, warmup = 10, eval_every = 50, patience = 0;
@@ -112,7 +113,9 @@ void choose_trunk(const Args& a, const std::vector<std::string>& tasks, const Da
   }
   const bool ner_only = tasks.size() == 1 && tasks[0] == "ner";
   m.meta.config = model_preset(a.model.empty() ? (ner_only ? "encoder-tiny" : "tiny") : a.model);
-  if (a.vocab_size > 0) {
+  if (a.vocab_size > 0 && a.vocab_kind == "bpe") {
+    m.meta.vocab = TaskVocab::bpe(a.vocab_size);
+  } else if (a.vocab_size > 0) {
     std::vector<int64_t> counts;
     for (const auto& t : tasks) {
       std::fprintf(stderr, "ferry: counting GPT-2 pieces of the %s text\n", t.c_str());
@@ -475,7 +478,10 @@ void setup(CLI::App& app) {
   app.add_flag("--from-scratch", a->from_scratch,
                "fresh weights (with --init: that model's architecture and vocabulary, not its weights)");
   app.add_option("--model", a->model, "preset without --init: tiny, micro, encoder-tiny, ... (default tiny; ner encoder-tiny)");
-  app.add_option("--vocab-size", a->vocab_size, "without --init: compact vocabulary size from the task text (0: all of GPT-2's)");
+  app.add_option("--vocab-size", a->vocab_size, "without --init: compact vocabulary size (0: all of GPT-2's 50,257 pieces)");
+  app.add_option("--vocab-kind", a->vocab_kind,
+                 "without --init: bpe (GPT-2's first merges, lossless) | frequent (the task text's most frequent pieces, rarer ones <unk>)")
+      ->check(CLI::IsMember({"bpe", "frequent"}));
   app.add_option("--out", a->out, "output folder: model.ckpt, eval.json, predictions.tsv");
   app.add_option("--labels", a->labels, "training labels to use (sentiment: reviews, stratified; ner: sentences; 0 all)");
   app.add_option("--steps", a->steps, "optimizer steps");

@@ -2,6 +2,7 @@
 #include "tools/tasks/vocab.h"
 
 #include <algorithm>
+#include <mutex>
 #include <numeric>
 
 #include "engine/error.h"
@@ -24,13 +25,53 @@ TaskVocab TaskVocab::compact_from_counts(const std::vector<int64_t>& counts, int
   return from_json(j);
 }
 
+namespace {
+
+// GPT-2's tokenizer with a merge limit, one per limit for the whole process (building one walks the
+// 50,257 tokens once).
+std::shared_ptr<const tokenizer::Gpt2Tokenizer> limited_tokenizer(const tokenizer::Gpt2Tokenizer& full, int merges) {
+  static std::mutex mu;
+  static std::vector<std::pair<int, std::shared_ptr<const tokenizer::Gpt2Tokenizer>>> made;
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& [m, t] : made)
+    if (m == merges) return t;
+  made.emplace_back(merges, std::make_shared<const tokenizer::Gpt2Tokenizer>(full.with_merge_limit(merges)));
+  return made.back().second;
+}
+
+}  // namespace
+
+TaskVocab TaskVocab::bpe(int size) {
+  const int merges = size - kReserved - 256;
+  if (merges < 0 || size > tokenizer::Gpt2Tokenizer::kVocabSize + kReserved - 1)
+    user_error("a bpe vocabulary holds ", kReserved + 256, " to ", tokenizer::Gpt2Tokenizer::kVocabSize + kReserved - 1,
+               " ids, got --vocab-size ", size);
+  return from_json({{"kind", "bpe"}, {"merges", merges}});
+}
+
 TaskVocab TaskVocab::from_json(const nlohmann::json& j) {
   TaskVocab v;
   if (!j.is_object() || !j.contains("kind")) user_error("model vocabulary: expected {kind, ...}");
   const std::string kind = j["kind"].get<std::string>();
   if (kind == "gpt2") return v;
+  if (kind == "bpe") {
+    if (!j.contains("merges") || !j["merges"].is_number_integer()) user_error("model vocabulary: bpe without merges");
+    v.merges_ = j["merges"].get<int>();
+    if (v.merges_ < 0 || v.merges_ > tokenizer::Gpt2Tokenizer::kVocabSize - 257)
+      user_error("model vocabulary: bpe merges ", v.merges_, " out of range");
+    // The ids a tokenizer with that limit emits: the bytes and the tokens of rank < merges.
+    const auto full = tokenizer::Gpt2Tokenizer::load(tokenizer::Gpt2Tokenizer::default_dir());
+    v.limited_ = limited_tokenizer(full, v.merges_);
+    v.compact_ = true;
+    for (int32_t id = 0; id < tokenizer::Gpt2Tokenizer::kVocabSize; ++id) {
+      if (!v.limited_->has_token(id)) continue;
+      v.to_model_[id] = static_cast<int32_t>(v.kept_.size()) + kReserved;
+      v.kept_.push_back(id);
+    }
+    return v;
+  }
   if (kind != "compact" || !j.contains("gpt2_ids") || !j["gpt2_ids"].is_array())
-    user_error("model vocabulary: unknown kind '", kind, "' (gpt2, compact with gpt2_ids)");
+    user_error("model vocabulary: unknown kind '", kind, "' (gpt2, bpe with merges, compact with gpt2_ids)");
   v.compact_ = true;
   for (const auto& e : j["gpt2_ids"]) {
     const int32_t id = e.get<int32_t>();
@@ -44,6 +85,7 @@ TaskVocab TaskVocab::from_json(const nlohmann::json& j) {
 
 nlohmann::json TaskVocab::to_json() const {
   if (!compact_) return {{"kind", "gpt2"}};
+  if (merges_ >= 0) return {{"kind", "bpe"}, {"merges", merges_}};
   return {{"kind", "compact"}, {"gpt2_ids", kept_}};
 }
 
@@ -54,8 +96,20 @@ int32_t TaskVocab::from_gpt2(int32_t id) const {
   return it == to_model_.end() ? unk() : it->second;
 }
 
+int32_t TaskVocab::to_gpt2(int32_t model_id) const {
+  if (!compact_)
+    return model_id >= 0 && model_id < tokenizer::Gpt2Tokenizer::kEndOfText ? model_id : -1;
+  const int32_t k = model_id - kReserved;
+  return k >= 0 && k < static_cast<int32_t>(kept_.size()) ? kept_[static_cast<size_t>(k)] : -1;
+}
+
+const tokenizer::Gpt2Tokenizer& TaskVocab::tokenizer_for(const tokenizer::Gpt2Tokenizer& full) const {
+  if (merges_ < 0) return full;
+  return *limited_;
+}
+
 std::vector<int32_t> TaskVocab::encode(const tokenizer::Gpt2Tokenizer& tok, std::string_view text) const {
-  std::vector<int32_t> ids = tok.encode(text);
+  std::vector<int32_t> ids = tokenizer_for(tok).encode(text);
   for (auto& id : ids) id = from_gpt2(id);
   return ids;
 }

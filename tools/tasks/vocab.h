@@ -1,14 +1,19 @@
-// tools/tasks/vocab.h — the model's token ids for a task: GPT-2 BPE pieces, either all 50,257 of
-// them or a compact vocabulary (the most frequent pieces of a corpus).
+// tools/tasks/vocab.h — the model's token ids for a task: GPT-2 BPE pieces, all 50,257 of them or a
+// compact vocabulary of one of two kinds.
 //
 // Why compact: on a 2-core CPU a full GPT-2 vocabulary makes the language-model head 8× the cost of
-// a small trunk. A compact vocabulary keeps GPT-2's segmentation (so word boundaries, BIO
-// alignment and the tokenizer are unchanged) and maps rarer pieces to <unk>. It is stored with the
-// model, so a fine-tuned model reads text exactly as its pretraining did.
+// a small trunk. Two kinds, both stored with the model, so a fine-tuned model reads text exactly as
+// its pretraining did:
+//   bpe       GPT-2's BPE stopped after its first size − 259 merges (Gpt2Tokenizer::with_merge_limit):
+//             the 256 bytes and the earliest-learned tokens. Any text encodes losslessly, rare words
+//             as several pieces — names and tweets included (the default).
+//   frequent  the size − 3 most frequent GPT-2 pieces of a corpus, GPT-2's own segmentation, rarer
+//             pieces mapped to <unk> (30% of WNUT-17's tweet pieces with 4,096 kept from prose).
 //   compact ids: 0 <|endoftext|> (separator and padding), 1 <unk>, 2 <mask>, 3.. kept pieces
 //   gpt2 ids:    GPT-2's own; <mask> = <unk> = <|endoftext|> (50256)
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -24,6 +29,8 @@ class TaskVocab {
   static TaskVocab gpt2();
   // The `size` − 3 most frequent GPT-2 ids among `counts` (ties: lower id first).
   static TaskVocab compact_from_counts(const std::vector<int64_t>& counts, int size);
+  // `size` ids in all: the 256 byte tokens and the tokens of GPT-2's first size − 259 merges.
+  static TaskVocab bpe(int size);
   static TaskVocab from_json(const nlohmann::json& j);  // UserError on a malformed entry
   nlohmann::json to_json() const;
 
@@ -37,13 +44,18 @@ class TaskVocab {
   int32_t first_piece() const { return compact_ ? kReserved : 0; }
 
   int32_t from_gpt2(int32_t id) const;
+  // The GPT-2 id a model id stands for; −1 for the separator, <unk>, <mask> and ids out of range.
+  int32_t to_gpt2(int32_t model_id) const;
   std::vector<int32_t> encode(const tokenizer::Gpt2Tokenizer& tok, std::string_view text) const;
 
  private:
   static constexpr int kReserved = 3;
   bool compact_ = false;
+  int merges_ = -1;  // bpe kind: encode with GPT-2's first merges_ merges
   std::vector<int32_t> kept_;                     // model id − kReserved → GPT-2 id
   std::unordered_map<int32_t, int32_t> to_model_;  // GPT-2 id → model id
+  mutable std::shared_ptr<const tokenizer::Gpt2Tokenizer> limited_;  // bpe kind, made on first encode
+  const tokenizer::Gpt2Tokenizer& tokenizer_for(const tokenizer::Gpt2Tokenizer& full) const;
 };
 
 // Head and tail of a long sequence: the first max_len/4 ids and the last max_len − max_len/4 (a

@@ -24,6 +24,8 @@ struct Gpt2Vocabulary {
   // without merging (tiktoken's shortcut, and the common case for English words).
   TokenIndex token_of_bytes;
   MergeTable merges;
+  std::vector<int32_t> rank_of;  // id → merge rank (−1: a byte or <|endoftext|>)
+  int32_t merge_limit = INT32_MAX;  // only tokens of rank below this exist (with_merge_limit)
 };
 
 namespace {
@@ -147,6 +149,23 @@ std::vector<int32_t> read_merge_ranks(const std::filesystem::path& path, const G
   return rank_of;
 }
 
+// Every split of a token into two tokens is a possible merge (tiktoken ranks a pair by the token it
+// concatenates to, whichever way it was learned), so the table holds all of them — for the tokens
+// below the merge limit (every part of such a token is a byte or a token of lower rank).
+void fill_merges(Gpt2Vocabulary& vocab) {
+  for (int32_t id = 0; id < Gpt2Tokenizer::kVocabSize; ++id) {
+    const std::string& bytes = vocab.token_bytes[id];
+    if (id == Gpt2Tokenizer::kEndOfText || bytes.size() == 1 || vocab.rank_of[id] >= vocab.merge_limit) continue;
+    for (size_t k = 1; k < bytes.size(); ++k) {
+      const int32_t left = vocab.token_of_bytes.find(std::string_view(bytes).substr(0, k));
+      const int32_t right = vocab.token_of_bytes.find(std::string_view(bytes).substr(k));
+      if (left == TokenIndex::kAbsent || right == TokenIndex::kAbsent) continue;
+      if (vocab.rank_of[left] >= vocab.merge_limit || vocab.rank_of[right] >= vocab.merge_limit) continue;
+      vocab.merges.insert(left, right, {vocab.rank_of[id], id});
+    }
+  }
+}
+
 }  // namespace
 
 Gpt2Tokenizer Gpt2Tokenizer::load(const std::filesystem::path& dir) {
@@ -157,24 +176,33 @@ Gpt2Tokenizer Gpt2Tokenizer::load(const std::filesystem::path& dir) {
   auto vocab = std::make_shared<Gpt2Vocabulary>();
   vocab->identity = next_identity++;
   read_encoder(dir / "encoder.json", *vocab);
-  const std::vector<int32_t> rank_of = read_merge_ranks(dir / "vocab.bpe", *vocab);
 
-  // Every split of a token into two tokens is a possible merge (tiktoken ranks a pair by the token
-  // it concatenates to, whichever way it was learned), so the table holds all of them.
+  vocab->rank_of = read_merge_ranks(dir / "vocab.bpe", *vocab);
   for (int32_t id = 0; id < kVocabSize; ++id) {
-    const std::string& bytes = vocab->token_bytes[id];
-    if (id == kEndOfText || bytes.size() == 1) continue;
-    if (rank_of[id] < 0) {
+    if (id != kEndOfText && vocab->token_bytes[id].size() > 1 && vocab->rank_of[id] < 0)
       user_error((dir / "vocab.bpe").string(), ": no merge produces token ", id, " of encoder.json");
-    }
-    for (size_t k = 1; k < bytes.size(); ++k) {
-      const int32_t left = vocab->token_of_bytes.find(std::string_view(bytes).substr(0, k));
-      const int32_t right = vocab->token_of_bytes.find(std::string_view(bytes).substr(k));
-      if (left == TokenIndex::kAbsent || right == TokenIndex::kAbsent) continue;
-      vocab->merges.insert(left, right, {rank_of[id], id});
-    }
   }
+  fill_merges(*vocab);
   return Gpt2Tokenizer(std::move(vocab));
+}
+
+Gpt2Tokenizer Gpt2Tokenizer::with_merge_limit(int merges) const {
+  if (merges < 0) user_error("a BPE merge limit must be >= 0, got ", merges);
+  static std::atomic<uint64_t> next_identity{1ull << 40};
+  auto vocab = std::make_shared<Gpt2Vocabulary>();
+  vocab->identity = next_identity++;
+  vocab->token_bytes = vocab_->token_bytes;
+  std::copy(std::begin(vocab_->byte_tokens), std::end(vocab_->byte_tokens), std::begin(vocab->byte_tokens));
+  vocab->token_of_bytes = vocab_->token_of_bytes;
+  vocab->rank_of = vocab_->rank_of;
+  vocab->merge_limit = merges;
+  fill_merges(*vocab);
+  return Gpt2Tokenizer(std::move(vocab));
+}
+
+bool Gpt2Tokenizer::has_token(int32_t id) const {
+  if (id < 0 || id >= kVocabSize || id == kEndOfText) return false;
+  return vocab_->token_bytes[id].size() == 1 || vocab_->rank_of[id] < vocab_->merge_limit;
 }
 
 std::filesystem::path Gpt2Tokenizer::default_dir() { return assets_dir() / "gpt2"; }
@@ -205,7 +233,8 @@ void Gpt2Tokenizer::encode_append(std::string_view text, std::vector<int32_t>& o
   }
   std::string_view piece;
   for (Gpt2PieceSplitter splitter(text); splitter.next(piece);) {
-    if (const int32_t whole = vocab.token_of_bytes.find(piece); whole != TokenIndex::kAbsent) {
+    if (const int32_t whole = vocab.token_of_bytes.find(piece);
+        whole != TokenIndex::kAbsent && (piece.size() == 1 || vocab.rank_of[whole] < vocab.merge_limit)) {
       out.push_back(whole);
       continue;
     }

@@ -28,6 +28,13 @@ class Gpt2Tokenizer {
   // ferry::assets_dir() / "gpt2"  ($FERRY_ASSETS or <source>/data/cache, see engine/assets.h).
   static std::filesystem::path default_dir();
 
+  // The same BPE stopped after its first `merges` merges: the 256 byte tokens plus the tokens of
+  // merge rank below `merges`, ids unchanged — a small vocabulary that still encodes any text
+  // losslessly (no <unk>), as GPT-2's tokenizer would have after that many training merges.
+  Gpt2Tokenizer with_merge_limit(int merges) const;
+  // Whether `id` is a token of this tokenizer (every id but <|endoftext|> without a merge limit).
+  bool has_token(int32_t id) const;
+
   std::vector<int32_t> encode(std::string_view utf8_text) const;
   // Appends instead of returning: lets a corpus builder reuse one buffer across documents.
   void encode_append(std::string_view utf8_text, std::vector<int32_t>& out) const;

@@ -111,16 +111,8 @@ tasks::TaskData load_translate_task(const tasks::TaskVocab& vocab, const tasks::
 }
 
 TextDecoder::TextDecoder(const tasks::TaskVocab& vocab) {
-  const nlohmann::json j = vocab.to_json();
-  if (!vocab.compact()) {
-    to_gpt2_.resize(tokenizer::Gpt2Tokenizer::kVocabSize);
-    for (int32_t i = 0; i < tokenizer::Gpt2Tokenizer::kVocabSize; ++i) to_gpt2_[i] = i;
-    to_gpt2_[tokenizer::Gpt2Tokenizer::kEndOfText] = -1;
-    return;
-  }
-  to_gpt2_.assign(static_cast<size_t>(vocab.size()), -1);
-  const auto& kept = j.at("gpt2_ids");
-  for (size_t k = 0; k < kept.size(); ++k) to_gpt2_[static_cast<size_t>(vocab.size()) - kept.size() + k] = kept[k].get<int32_t>();
+  to_gpt2_.resize(static_cast<size_t>(vocab.size()));
+  for (int32_t i = 0; i < vocab.size(); ++i) to_gpt2_[static_cast<size_t>(i)] = vocab.to_gpt2(i);
 }
 
 std::string TextDecoder::decode(const std::vector<int32_t>& model_ids) const {
