@@ -10,7 +10,7 @@
 # (no corpus preparation needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh build
+bash scripts/setup.sh build ferry
 config="${FERRY_PRETRAIN_CONFIG:-configs/small.toml}"
 if grep -q '^source = "shards"' "$config"; then
   ./build/ferry data prepare

@@ -20,7 +20,7 @@
 # samples) is scripts/pretrain_small.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh build
+bash scripts/setup.sh build ferry
 F=./build/ferry
 OUT=runs/transfer
 mkdir -p "$OUT"

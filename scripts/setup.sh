@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # scripts/setup.sh — make a fresh Debian 12 machine (as root, no GPU needed) ready, then build.
 # Idempotent: installs only what is missing, fetches assets only when absent, rebuilds incrementally.
-# Usage: bash scripts/setup.sh [build-dir]
+# Usage: bash scripts/setup.sh [build-dir [target...]]   (targets: default all; the main job needs only ferry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
+shift || true
+TARGETS=("$@")
 
 need=()
 for pkg in build-essential cmake ninja-build ccache pkg-config libgtest-dev libtomlplusplus-dev libcli11-dev \
@@ -28,4 +30,4 @@ export CCACHE_BASEDIR="$PWD"
 export CCACHE_DIR=${CCACHE_DIR:-/root/.cache/ccache}
 jobs=$(nproc)
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${FERRY_CMAKE_ARGS:-} >/dev/null
-cmake --build "$BUILD_DIR" -j "$jobs"
+cmake --build "$BUILD_DIR" -j "$jobs" ${TARGETS[@]:+--target "${TARGETS[@]}"}
