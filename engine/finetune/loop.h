@@ -33,12 +33,12 @@ struct LoopHooks {
   int n_layer = 0;  // for gradual unfreezing
 };
 
-// One logged step: the train loss, and the dev metric where the step was evaluated (NaN otherwise).
+// One logged step: the train loss and learning rate, and the dev metric where the step was evaluated.
 struct LoopRecord {
   int step = 0;
   double train_loss = 0;
   double lr = 0;
-  double dev_metric = 0;
+  double dev_metric = 0;  // meaningful only when evaluated
   bool evaluated = false;
 };
 

@@ -58,6 +58,14 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
+// A bidirectional trunk under a language-model head learns masked tokens (MLM): its training rows
+// are masked afresh each pass and its held-out windows once.
+bool is_masked_lm(const ModelMeta& meta) { return meta.head.kind == HeadKind::LanguageModel && !meta.config.causal; }
+
+void mask_for_mlm(Example& e, const ModelMeta& meta, std::mt19937_64& rng) {
+  mask_tokens(e, meta.vocab.mask(), meta.vocab.first_piece(), meta.config.vocab_size, rng);
+}
+
 // Shuffled passes over the training examples, B at a time (MLM masks drawn afresh each time).
 class TrainStream {
  public:
@@ -70,13 +78,11 @@ class TrainStream {
       if (cursor_ == order_.size()) reshuffle();
       rows.push_back(&ex_[order_[cursor_++]]);
     }
-    const bool mlm = m_.meta.head.kind == HeadKind::LanguageModel && !m_.meta.config.causal;
-    if (mlm) {
+    if (is_masked_lm(m_.meta)) {
       owned.reserve(rows.size());
       for (auto*& r : rows) {
         owned.push_back(*r);
-        mask_tokens(owned.back(), m_.meta.vocab.mask(), m_.meta.vocab.first_piece(), m_.meta.config.vocab_size,
-                    rng_);
+        mask_for_mlm(owned.back(), m_.meta, rng_);
         r = &owned.back();
       }
     }
@@ -308,15 +314,14 @@ void run(const Args& a) {
   std::fprintf(stderr, "ferry: %s\n", device_summary().c_str());
   TaskData data = load_task(a.task, m.meta.vocab, dopt);
   std::fprintf(stderr, "ferry: %s\n", data.description.c_str());
-  if (a.task == "lm" && !m.meta.config.causal) {
-    // An encoder's held-out loss is the masked-token loss: mask the held-out windows once, with a
-    // fixed seed, so every evaluation scores the same positions (training masks afresh each pass).
-    std::mt19937_64 rng(a.seed + 99);
-    for (Example& e : data.dev)
-      mask_tokens(e, m.meta.vocab.mask(), m.meta.vocab.first_piece(), m.meta.config.vocab_size, rng);
-  }
   if (data.train.empty()) user_error("task ", a.task, ": no training examples");
   m.meta.head = head_for_task(a.task, m.meta.config, a.pooling, data.tags);
+  if (is_masked_lm(m.meta)) {
+    // The held-out loss is the masked-token loss: the windows are masked once, with a fixed seed, so
+    // every evaluation scores the same positions.
+    std::mt19937_64 rng(a.seed + 99);
+    for (Example& e : data.dev) mask_for_mlm(e, m.meta, rng);
+  }
   m.meta.tag_names = data.tags.names;
   m.techniques = techniques_of(a, m.meta.config);
 
@@ -409,7 +414,8 @@ void run(const Args& a) {
   const std::filesystem::path out(a.out);
   save_model_file(out / kTaskModelFile, m.meta.config, m.meta.to_json(), export_graph.graph, best);
   EvalReport report;
-  if (m.meta.head.kind == HeadKind::LanguageModel && a.task != "translate") {
+  const bool heldout_loss = m.meta.head.kind == HeadKind::LanguageModel && a.task != "translate";
+  if (heldout_loss) {
     report.json = {{"task", "lm"}, {"metric", "heldout_loss"}, {"value", -res.best_metric}, {"split", "heldout"}};
     report.summary = str_cat("held-out LM loss ", -res.best_metric, " nats/token");
   } else {
@@ -425,9 +431,7 @@ void run(const Args& a) {
                                {"lora_rank", a.lora_rank}, {"lora_alpha", a.lora_alpha},
                                {"unfreeze_every", a.unfreeze_every}, {"adapt_steps", a.adapt_steps}};
   write_eval(out, report, report.predictions.empty() ? "" : out / "predictions.tsv");
-  write_history(out, res.history, m.meta.head.kind == HeadKind::LanguageModel && a.task != "translate"
-                                      ? "neg_heldout_loss"
-                                      : report.json.value("metric", ""));
+  write_history(out, res.history, heldout_loss ? "neg_heldout_loss" : report.json.value("metric", ""));
   std::printf("%s %s (init %s, %zu training labels): %s\n", a.task.c_str(), report.json.value("split", "").c_str(),
               init_desc.c_str(), data.n_train_labels, report.summary.c_str());
   std::fprintf(stderr, "ferry: model in %s, metrics in %s\n", (out / kTaskModelFile).c_str(), (out / "eval.json").c_str());

@@ -27,14 +27,16 @@ TaskVocab TaskVocab::compact_from_counts(const std::vector<int64_t>& counts, int
 
 namespace {
 
-// GPT-2's tokenizer with a merge limit, one per limit for the whole process (building one walks the
-// 50,257 tokens once).
-std::shared_ptr<const tokenizer::Gpt2Tokenizer> limited_tokenizer(const tokenizer::Gpt2Tokenizer& full, int merges) {
+// GPT-2's tokenizer with a merge limit, made once per limit for the whole process: the vocabulary
+// files are read and the merge table built only the first time a limit is asked for (a model's
+// metadata is parsed several times per command).
+std::shared_ptr<const tokenizer::Gpt2Tokenizer> limited_tokenizer(int merges) {
   static std::mutex mu;
   static std::vector<std::pair<int, std::shared_ptr<const tokenizer::Gpt2Tokenizer>>> made;
   std::lock_guard<std::mutex> lock(mu);
   for (const auto& [m, t] : made)
     if (m == merges) return t;
+  const auto full = tokenizer::Gpt2Tokenizer::load(tokenizer::Gpt2Tokenizer::default_dir());
   made.emplace_back(merges, std::make_shared<const tokenizer::Gpt2Tokenizer>(full.with_merge_limit(merges)));
   return made.back().second;
 }
@@ -60,8 +62,7 @@ TaskVocab TaskVocab::from_json(const nlohmann::json& j) {
     if (v.merges_ < 0 || v.merges_ > tokenizer::Gpt2Tokenizer::kVocabSize - 257)
       user_error("model vocabulary: bpe merges ", v.merges_, " out of range");
     // The ids a tokenizer with that limit emits: the bytes and the tokens of rank < merges.
-    const auto full = tokenizer::Gpt2Tokenizer::load(tokenizer::Gpt2Tokenizer::default_dir());
-    v.limited_ = limited_tokenizer(full, v.merges_);
+    v.limited_ = limited_tokenizer(v.merges_);
     v.compact_ = true;
     for (int32_t id = 0; id < tokenizer::Gpt2Tokenizer::kVocabSize; ++id) {
       if (!v.limited_->has_token(id)) continue;
@@ -103,13 +104,8 @@ int32_t TaskVocab::to_gpt2(int32_t model_id) const {
   return k >= 0 && k < static_cast<int32_t>(kept_.size()) ? kept_[static_cast<size_t>(k)] : -1;
 }
 
-const tokenizer::Gpt2Tokenizer& TaskVocab::tokenizer_for(const tokenizer::Gpt2Tokenizer& full) const {
-  if (merges_ < 0) return full;
-  return *limited_;
-}
-
 std::vector<int32_t> TaskVocab::encode(const tokenizer::Gpt2Tokenizer& tok, std::string_view text) const {
-  std::vector<int32_t> ids = tokenizer_for(tok).encode(text);
+  std::vector<int32_t> ids = (limited_ ? *limited_ : tok).encode(text);
   for (auto& id : ids) id = from_gpt2(id);
   return ids;
 }

@@ -46,6 +46,7 @@ class TaskVocab {
   int32_t from_gpt2(int32_t id) const;
   // The GPT-2 id a model id stands for; −1 for the separator, <unk>, <mask> and ids out of range.
   int32_t to_gpt2(int32_t model_id) const;
+  // `tok` is GPT-2's full tokenizer; a bpe vocabulary encodes with its own merge-limited one instead.
   std::vector<int32_t> encode(const tokenizer::Gpt2Tokenizer& tok, std::string_view text) const;
 
  private:
@@ -54,8 +55,7 @@ class TaskVocab {
   int merges_ = -1;  // bpe kind: encode with GPT-2's first merges_ merges
   std::vector<int32_t> kept_;                     // model id − kReserved → GPT-2 id
   std::unordered_map<int32_t, int32_t> to_model_;  // GPT-2 id → model id
-  mutable std::shared_ptr<const tokenizer::Gpt2Tokenizer> limited_;  // bpe kind, made on first encode
-  const tokenizer::Gpt2Tokenizer& tokenizer_for(const tokenizer::Gpt2Tokenizer& full) const;
+  std::shared_ptr<const tokenizer::Gpt2Tokenizer> limited_;  // bpe kind: GPT-2's, stopped after merges_ merges
 };
 
 // Head and tail of a long sequence: the first max_len/4 ids and the last max_len − max_len/4 (a
