@@ -25,6 +25,7 @@
 #include "engine/finetune/loop.h"
 #include "engine/finetune/model_file.h"
 #include "tools/cli/command.h"
+#include "tools/tasks/electra.h"
 #include "tools/tasks/evaluation.h"
 #include "tools/tasks/multitask.h"
 
@@ -40,6 +41,8 @@ struct Args {
   bool from_scratch = false;
   int vocab_size = 8192, steps = 200, batch = 16, seq_len = 128, warmup = 10, eval_every = 50, patience = 0;
   int lora_rank = 0, unfreeze_every = 0, adapt_steps = 0;
+  int n_layer = 0, n_head = 0, n_embd = 0, max_seq_len = 0;  // preset overrides (0: the preset's)
+  int generator_width = 0;                                    // --task rtd (0: half the width)
   float lr = 1e-3f, min_lr_ratio = 0.1f, layer_lr_decay = 1.0f, lora_alpha = 16.0f, weight_decay = 0.01f;
   size_t labels = 0, dev_limit = 500, test_limit = 0, lm_bytes = 0;
   uint64_t seed = 1337;
@@ -110,6 +113,9 @@ class TrainStream {
 void choose_trunk(const Args& a, const std::vector<std::string>& tasks, const DataOptions& dopt, TaskModel& m,
                   std::string& init_desc) {
   if (!a.init.empty()) {
+    if (a.n_layer > 0 || a.n_head > 0 || a.n_embd > 0 || a.max_seq_len > 0)
+      user_error("--n-layer/--n-head/--n-embd/--max-seq-len shape a new model: with --init the architecture is ",
+                 a.init, "'s");
     const ModelFile f = load_model_file(a.init);
     const ModelMeta base = ModelMeta::of(f);
     m.meta.config = base.config;
@@ -117,15 +123,19 @@ void choose_trunk(const Args& a, const std::vector<std::string>& tasks, const Da
     if (!a.from_scratch) init_desc = std::filesystem::absolute(f.path).lexically_normal().string();
     return;
   }
-  const bool ner_only = tasks.size() == 1 && tasks[0] == "ner";
+  const bool ner_only = tasks.size() == 1 && (tasks[0] == "ner" || tasks[0] == "rtd");  // encoder tasks
   m.meta.config = model_preset(a.model.empty() ? (ner_only ? "encoder-tiny" : "tiny") : a.model);
+  if (a.n_layer > 0) m.meta.config.n_layer = a.n_layer;
+  if (a.n_head > 0) m.meta.config.n_head = a.n_head;
+  if (a.n_embd > 0) m.meta.config.n_embd = a.n_embd;
+  if (a.max_seq_len > 0) m.meta.config.max_seq_len = a.max_seq_len;
   if (a.vocab_size > 0 && a.vocab_kind == "bpe") {
     m.meta.vocab = TaskVocab::bpe(a.vocab_size);
   } else if (a.vocab_size > 0) {
     std::vector<int64_t> counts;
     for (const auto& t : tasks) {
       std::fprintf(stderr, "ferry: counting GPT-2 pieces of the %s text\n", t.c_str());
-      const auto c = gpt2_counts(t, dopt);
+      const auto c = gpt2_counts(t == "rtd" ? "lm" : t, dopt);
       if (counts.empty()) counts.assign(c.size(), 0);
       for (size_t i = 0; i < c.size(); ++i) counts[i] += c[i];
     }
@@ -289,6 +299,73 @@ void run_multi(const Args& a) {
                (out / "eval.json").c_str());
 }
 
+// --task rtd: ELECTRA's replaced-token detection on the LM text sources (tools/tasks/electra.h);
+// the discriminator is the model written, a bidirectional trunk for `--init` of a task.
+void run_rtd(const Args& a) {
+  if (!a.init.empty() || !a.from_scratch)
+    user_error("--task rtd pretrains a new discriminator: give --from-scratch (and no --init)");
+  DataOptions dopt = data_options(a);
+  TaskModel disc;
+  disc.batch = a.batch;
+  disc.adamw.weight_decay = a.weight_decay;
+  disc.meta.seq_len = a.seq_len;
+  disc.meta.task = "rtd";
+  std::string init_desc = "scratch";
+  choose_trunk(a, {"rtd"}, dopt, disc, init_desc);
+  if (disc.meta.config.causal)
+    user_error("--task rtd: the discriminator reads both directions: give an encoder preset (--model encoder-tiny)");
+  if (a.seq_len > disc.meta.config.max_seq_len)
+    user_error("--seq-len ", a.seq_len, " exceeds the model's ", disc.meta.config.max_seq_len, " positions");
+  disc.meta.head = {"rtd", HeadKind::TokenClassification, 2, Pooling::Mean};
+  disc.meta.tag_names = {"original", "replaced"};
+  TaskModel gen = disc;
+  gen.meta.config = generator_config(disc.meta.config,
+                                     a.generator_width > 0 ? a.generator_width : disc.meta.config.n_embd / 2);
+  gen.meta.task = "generator";
+  gen.meta.head = {"generator", HeadKind::TokenClassification, disc.meta.config.vocab_size, Pooling::Mean};
+  gen.meta.tag_names.clear();
+
+  std::fprintf(stderr, "ferry: %s\n", device_summary().c_str());
+  const TaskData text = load_task("lm", disc.meta.vocab, dopt);
+  std::fprintf(stderr, "ferry: %s\n", text.description.c_str());
+  std::fprintf(stderr,
+               "ferry: rtd: discriminator %d layers, %d wide, vocab %d (%.2fM parameters); generator %d wide "
+               "(%.2fM parameters)\n",
+               disc.meta.config.n_layer, disc.meta.config.n_embd, disc.meta.config.vocab_size,
+               double(disc.graph(true, 0).graph.param_count()) / 1e6, gen.meta.config.n_embd,
+               double(gen.graph(true, 0).graph.param_count()) / 1e6);
+  auto backend = make_backend(a.device, AutoDevice::Gpu);
+  RtdConfig rc;
+  rc.steps = a.steps;
+  rc.warmup = a.warmup;
+  rc.eval_every = a.eval_every;
+  rc.lr = a.lr;
+  rc.min_lr = a.lr * a.min_lr_ratio;
+  rc.seed = a.seed;
+  rc.tokens_per_step = int64_t(a.batch) * a.seq_len;
+  const RtdResult r = train_rtd(disc, gen, text.train, text.dev, *backend, rc);
+
+  const std::filesystem::path out(a.out);
+  save_model_file(out / kTaskModelFile, disc.meta.config, disc.meta.to_json(), disc.graph(false, 0).graph,
+                  r.discriminator);
+  EvalReport report;
+  report.json = {{"task", "rtd"},
+                 {"metric", "heldout_discriminator_loss"},
+                 {"value", r.heldout_loss},
+                 {"split", "heldout"},
+                 {"heldout_replaced_fraction", r.heldout_replaced},
+                 {"generator_train_loss", r.generator_loss},
+                 {"generator_width", gen.meta.config.n_embd},
+                 {"steps", a.steps},
+                 {"init", init_desc}};
+  report.summary = str_cat("held-out discriminator loss ", r.heldout_loss, " (", 100.0 * r.heldout_replaced,
+                           "% of positions replaced)");
+  write_eval(out, report, "");
+  write_history(out, r.history, "neg_heldout_discriminator_loss");
+  std::printf("rtd heldout (init %s): %s\n", init_desc.c_str(), report.summary.c_str());
+  std::fprintf(stderr, "ferry: model in %s, metrics in %s\n", (out / kTaskModelFile).c_str(), (out / "eval.json").c_str());
+}
+
 void run(const Args& a) {
   if (a.task.empty()) user_error("--task is required (sentiment, ner, lm, translate)");
   if (a.out.empty()) user_error("--out is required");
@@ -298,6 +375,7 @@ void run(const Args& a) {
   if (a.adapt_steps > 0 && a.task != "sentiment")
     user_error("--adapt-steps applies to the sentiment task (its reviews' text), not ", a.task);
   if (a.task == "multi") return run_multi(a);
+  if (a.task == "rtd") return run_rtd(a);
 
   const DataOptions dopt = data_options(a);
   TaskModel m;
@@ -477,11 +555,17 @@ void apply_config(CLI::App& app, const std::string& file) {
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<Args>();
-  app.add_option("--task", a->task, "sentiment | ner | lm | multi | translate (en→es verse pairs, BLEU)");
+  app.add_option("--task", a->task,
+                 "sentiment | ner | lm | multi | translate (en→es verse pairs, BLEU) | rtd (ELECTRA pretraining)");
   app.add_option("--init", a->init, "model to start from: a checkpoint file, a ferry pretrain run folder or a ferry finetune output folder (its architecture and vocabulary)");
   app.add_flag("--from-scratch", a->from_scratch,
                "fresh weights (with --init: that model's architecture and vocabulary, not its weights)");
   app.add_option("--model", a->model, "preset without --init: tiny, micro, encoder-tiny, ... (default tiny; ner encoder-tiny)");
+  app.add_option("--n-layer", a->n_layer, "without --init: blocks (overrides the preset's)");
+  app.add_option("--n-head", a->n_head, "without --init: attention heads (overrides the preset's)");
+  app.add_option("--n-embd", a->n_embd, "without --init: width (overrides the preset's)");
+  app.add_option("--max-seq-len", a->max_seq_len, "without --init: positions (overrides the preset's)");
+  app.add_option("--generator-width", a->generator_width, "rtd: the generator's width (default half the model's)");
   app.add_option("--vocab-size", a->vocab_size, "without --init: compact vocabulary size (0: all of GPT-2's 50,257 pieces)");
   app.add_option("--vocab-kind", a->vocab_kind,
                  "without --init: bpe (GPT-2's first merges, lossless) | frequent (the task text's most frequent pieces, rarer ones <unk>)")
