@@ -8,6 +8,8 @@
 // to one thread and every sum runs in a fixed order: results do not depend on the thread count.
 #include "kernels/attention.h"
 
+#include "kernels/cpu/fast_exp.h"
+
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -84,11 +86,10 @@ void attention_forward(T* out, T* lse, const T* qkv, const int32_t* key_lengths,
           row_scores(p.data(), hs.q.data() + static_cast<size_t>(t) * HS, hs.kt.data(), ns, Tn, HS, scale);
           T mx = -std::numeric_limits<T>::infinity();
           for (int s = 0; s < ns; ++s) mx = p[s] > mx ? p[s] : mx;
-          T sum = 0;
-          for (int s = 0; s < ns; ++s) sum += std::exp(p[s] - mx);
-          const T log_sum = mx + std::log(sum);
+          const T log_sum = mx + std::log(sum_exp(p.data(), ns, mx));
+          for (int s = 0; s < ns; ++s) p[s] = exp_of(p[s] - log_sum);
           for (int s = 0; s < ns; ++s) {
-            const T prob = std::exp(p[s] - log_sum);
+            const T prob = p[s];
             const T* vs = hs.v.data() + static_cast<size_t>(s) * HS;
 #pragma omp simd
             for (int d = 0; d < HS; ++d) o[d] += prob * vs[d];
@@ -130,7 +131,7 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, cons
           T D = 0;  // Σ_s p_s dP_s = dout · out
           for (int d = 0; d < HS; ++d) D += go[d] * o[d];
           row_scores(p.data(), q, hs.kt.data(), ns, Tn, HS, scale);
-          for (int s = 0; s < ns; ++s) p[s] = std::exp(p[s] - l);
+          for (int s = 0; s < ns; ++s) p[s] = exp_of(p[s] - l);
           // dP_s = dout · v_s, along the keys of vt.
           for (int s = 0; s < ns; ++s) dp[s] = 0;
           for (int d = 0; d < HS; ++d) {

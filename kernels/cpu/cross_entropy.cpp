@@ -1,6 +1,8 @@
 // kernels/cpu/cross_entropy.cpp — reference for kernels/cross_entropy.h.
 #include "kernels/cross_entropy.h"
 
+#include "kernels/cpu/fast_exp.h"
+
 #include <cmath>
 #include <cstddef>
 
@@ -25,14 +27,15 @@ T cross_entropy_forward_backward(T* losses, T* dlogits, const T* logits, const i
     }
     T mx = x[0];
     for (int v = 1; v < V; ++v) mx = x[v] > mx ? x[v] : mx;
-    T sum = 0;
-    for (int v = 0; v < V; ++v) sum += std::exp(x[v] - mx);
-    const T lse = mx + std::log(sum);
+    // exp_of/sum_exp: libm-free and vectorised for float (the softmax over the vocabulary was the
+    // largest non-matmul cost of a small model's CPU step), libm for double.
+    const T lse = mx + std::log(sum_exp(x, V, mx));
     const T target_logit = x[y];  // read before an in-place dlogits overwrites it
     losses[n] = lse - target_logit;
     if (dx) {
       const T g = scale * inv_valid;
-      for (int v = 0; v < V; ++v) dx[v] = g * (std::exp(x[v] - lse) - (v == y ? T(1) : T(0)));
+      for (int v = 0; v < V; ++v) dx[v] = g * exp_of(x[v] - lse);
+      dx[y] -= g;
     }
   }
   T total = 0;
