@@ -20,6 +20,7 @@
 #include <toml++/toml.h>
 
 #include "engine/backend.h"
+#include "engine/data/shard.h"
 #include "engine/device.h"
 #include "engine/error.h"
 #include "engine/finetune/loop.h"
@@ -37,6 +38,7 @@ using namespace ferry::tasks;
 struct Args {
   std::string task, init, model, out, freeze = "none", pooling, corpus = "wnut17", device = "auto", sources;
   std::string vocab_kind = "bpe";
+  std::string heldout_shard;  // --task lm: where to write the held-out windows as a token shard
   std::string tasks = "sentiment,ner", task_weights;  // --task multi
   bool from_scratch = false;
   int vocab_size = 8192, steps = 200, batch = 16, seq_len = 128, warmup = 10, eval_every = 50, patience = 0;
@@ -402,6 +404,21 @@ void run(const Args& a) {
   }
   m.meta.tag_names = data.tags.names;
   m.techniques = techniques_of(a, m.meta.config);
+  if (!a.heldout_shard.empty()) {
+    // The held-out windows' inputs, in order, as one llm.c shard in the model's own ids: what
+    // `ferry eval --task lm --seq-len T` scores (row k of its windows is held-out window k; only each
+    // row's last target crosses into the next held-out window). Text the model never trained on.
+    if (a.task != "lm" || is_masked_lm(m.meta)) user_error("--heldout-shard applies to --task lm with a causal model");
+    std::vector<int32_t> ids;
+    for (const Example& e : data.dev) ids.insert(ids.end(), e.ids.begin(), e.ids.end());
+    if (!data.dev.empty()) ids.push_back(data.dev.back().token_labels.back());
+    const std::filesystem::path shard(a.heldout_shard);
+    std::error_code ec;
+    if (shard.has_parent_path()) std::filesystem::create_directories(shard.parent_path(), ec);
+    if (ec) user_error("--heldout-shard ", a.heldout_shard, ": its folder cannot be created: ", ec.message());
+    data::write_shard(shard, std::span<const int32_t>(ids), m.meta.config.vocab_size);
+    std::fprintf(stderr, "ferry: held-out windows (%zu tokens) written to %s\n", ids.size(), a.heldout_shard.c_str());
+  }
 
   auto backend = make_backend(a.device, AutoDevice::Gpu);
   int loaded = 0;
@@ -596,6 +613,8 @@ void setup(CLI::App& app) {
                  "multi: each task's share of a batch's rows and loss weight, comma-separated (default equal)");
   app.add_option("--sources", a->sources, "lm: text sources, comma-separated (gutenberg, sotu, imdb)");
   app.add_option("--lm-bytes", a->lm_bytes, "lm: at most this many bytes per source (0: all)");
+  app.add_option("--heldout-shard", a->heldout_shard,
+                 "lm: also write the held-out windows as a token shard (for ferry eval --task lm)");
   app.add_option("--seed", a->seed, "seed for initialization, splits, subsets and order");
   app.add_option("--device", a->device, "auto | cpu | cuda");
   auto config = std::make_shared<std::string>();
