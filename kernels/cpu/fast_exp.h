@@ -13,9 +13,13 @@ namespace ferry::kernels::cpu {
 // x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two so n·ln2 is exact), e^r by its degree-6 Taylor
 // polynomial (truncation ≤ 1.2e-7 relative), 2^n built in the exponent bits. x is clamped to
 // [−87, 88], where 2^n stays a normal float (so e^x of a very negative x is ~1e-38, not 0).
+// n = x·log2(e) rounded to nearest by adding and subtracting 1.5·2^23 (exact for |x·log2 e| < 2^22),
+// not std::floor: GCC vectorises floor only under -fno-trapping-math, and without vectorising
+// this is no faster than libm (measured with -fopt-info-vec: the first version's loops stayed scalar).
 inline float exp_approx(float x) {
   x = std::min(std::max(x, -87.0f), 88.0f);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  constexpr float kShifter = 12582912.0f;  // 1.5·2^23: its ulp is 1
+  const float n = (x * 1.44269504088896341f + kShifter) - kShifter;
   const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
   float p = 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
