@@ -142,29 +142,35 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
       }
     }
   }
-  if (dweight || dbias) {
-    // dweight[o, i] += Σ_n dout[n,o] · inp[n,i]: a thread owns blocks of 4 rows of dweight; n ascending
-    // in tiles, the running sum kept in registers/buffer between tiles.
+  if (dbias) {
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < OC; ++o) {
+      T sum = 0;
+      for (int n = 0; n < N; ++n) sum += dout[static_cast<size_t>(n) * OC + o];
+      dbias[o] += sum;
+    }
+  }
+  if (dweight) {
+    // dweight[o, i] += Σ_n dout[n,o] · inp[n,i], n ascending for every element. The n tiles are the
+    // outer loop and every 4-row block of dweight passes over the tile while its slice of inp stays
+    // in cache; the running sums wait between tiles in a scratch copy (a float store and load are
+    // exact, so the bits are those of one register sum), which is added to dweight at the end. Row
+    // blocks inner instead re-read the whole input once per block — OC/4 times, 1 GB per step for a
+    // 4,096-piece head — which made this loop 30% of a small model's CPU step.
     const int row_blocks = (OC + kRows - 1) / kRows;
     const int col_tiles = (IC + kTile - 1) / kTile;
+    const size_t width = static_cast<size_t>(col_tiles) * kTile;  // a scratch row, padded to whole tiles
+    std::vector<T> sums(static_cast<size_t>(OC) * width, T(0));
 #pragma omp parallel
     {
       std::vector<T> xpad;
+      for (int n0 = 0; n0 < N; n0 += kDepthTile) {
+        const int depth = std::min(kDepthTile, N - n0);
 #pragma omp for schedule(static)
-      for (int rb = 0; rb < row_blocks; ++rb) {
-        const int o0 = rb * kRows, rows = std::min(kRows, OC - o0);
-        if (dbias)
-          for (int r = 0; r < rows; ++r) {
-            T s = 0;
-            for (int n = 0; n < N; ++n) s += dout[static_cast<size_t>(n) * OC + o0 + r];
-            dbias[o0 + r] += s;
-          }
-        if (!dweight) continue;
-        for (int ct = 0; ct < col_tiles; ++ct) {
-          const int i0 = ct * kTile, cols = std::min(kTile, IC - i0);
-          typename V::type acc[kRows][kVecs] = {};
-          for (int n0 = 0; n0 < N; n0 += kDepthTile) {
-            const int depth = std::min(kDepthTile, N - n0);
+        for (int rb = 0; rb < row_blocks; ++rb) {
+          const int o0 = rb * kRows, rows = std::min(kRows, OC - o0);
+          for (int ct = 0; ct < col_tiles; ++ct) {
+            const int i0 = ct * kTile, cols = std::min(kTile, IC - i0);
             const T* b = inp + static_cast<size_t>(n0) * IC + i0;
             size_t b_step = static_cast<size_t>(IC);
             if (cols < kTile) {
@@ -174,18 +180,21 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
               b = xpad.data();
               b_step = kTile;
             }
+            typename V::type acc[kRows][kVecs];
+            for (int r = 0; r < kRows; ++r)
+              for (int v = 0; v < kVecs; ++v)
+                acc[r][v] = r < rows ? V::load(sums.data() + (o0 + r) * width + i0 + v * V::kLanes) : typename V::type{};
             // a[r, k] = dout[n0+k, o0+r]: row stride 1, step stride OC.
             micro_kernel<T>(acc, dout + static_cast<size_t>(n0) * OC + o0, 1, static_cast<size_t>(OC), b, b_step,
                             depth, rows);
-          }
-          for (int r = 0; r < rows; ++r) {
-            T buf[kTile];
-            for (int v = 0; v < kVecs; ++v) V::store(buf + v * V::kLanes, acc[r][v]);
-            T* dw = dweight + static_cast<size_t>(o0 + r) * IC + i0;
-            for (int c = 0; c < cols; ++c) dw[c] += buf[c];
+            for (int r = 0; r < rows; ++r)
+              for (int v = 0; v < kVecs; ++v) V::store(sums.data() + (o0 + r) * width + i0 + v * V::kLanes, acc[r][v]);
           }
         }
       }
+#pragma omp for schedule(static)
+      for (int o = 0; o < OC; ++o)
+        for (int i = 0; i < IC; ++i) dweight[static_cast<size_t>(o) * IC + i] += sums[o * width + i];
     }
   }
 }
