@@ -125,6 +125,14 @@ ModelMeta ModelMeta::of(const ModelFile& f) {
   return m;
 }
 
+bool is_masked_lm(const ModelMeta& meta) { return meta.head.kind == HeadKind::LanguageModel && !meta.config.causal; }
+
+void mask_for_mlm(Example& e, const ModelMeta& meta, std::mt19937_64& rng) {
+  mask_tokens(e, meta.vocab.mask(), meta.vocab.first_piece(), meta.config.vocab_size, rng);
+}
+
+std::mt19937_64 heldout_mask_rng(uint64_t seed) { return std::mt19937_64(seed + 99); }
+
 HeadSpec head_for_task(const std::string& task, const GptConfig& c, const std::string& pooling, const TagSet& tags) {
   HeadSpec h;
   h.task = task;
