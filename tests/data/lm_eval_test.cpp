@@ -244,6 +244,7 @@ TEST(LmEvalErrors, OneLineNamingTheProblemAndExitTwo) {
       {"mlm_on_gpt", "--task mlm --model " + model + " --data " + shard + bt, {"causal GPT", "--task lm"}},
       {"task_flag_with_lm", "--task lm --model " + model + " --data " + shard + bt + " --split dev", {"--split"}},
       {"two_models", model + " --model " + encoder + " --data " + shard, {"two models"}},
+      {"zero_batch", "--task lm --model " + model + " --data " + shard + " --batch-size 0", {"--batch-size must be positive"}},
   };
   for (const EvalError& c : cases) {
     SCOPED_TRACE(c.name);

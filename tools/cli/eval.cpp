@@ -46,6 +46,9 @@ void refuse_flags(const CLI::App& app, std::initializer_list<const char*> flags,
 void run_lm(const Args& a, const CLI::App& app, const ModelFile& f, const std::string& task) {
   refuse_flags(app, {"--split", "--limit", "--corpus", "--out", "--predictions"},
                "--task " + task + " (a loss over token shards; those flags are for task models)");
+  // Unset means the default; a value given must be a size.
+  if (a.batch && *a.batch <= 0) user_error("--batch-size must be positive, got ", *a.batch);
+  if (app.count("--seq-len") > 0 && a.seq_len <= 0) user_error("--seq-len must be positive, got ", a.seq_len);
   LmEvalOptions o;
   o.task = task;
   o.data = a.data;

@@ -114,8 +114,9 @@ ModelMeta ModelMeta::from_json(const nlohmann::json& j) {
 ModelMeta ModelMeta::of(const ModelFile& f) {
   if (!f.pretraining()) return from_json(f.meta);
   if (f.config.vocab_size < tokenizer::Gpt2Tokenizer::kVocabSize)
-    user_error("model ", f.path.string(), ": a pretraining checkpoint with vocab_size ", f.config.vocab_size,
-               " (the fine-tuning commands read GPT-2's ", tokenizer::Gpt2Tokenizer::kVocabSize, " ids)");
+    user_error("model ", f.path.string(), ": a model without a task vocabulary (a pretraining checkpoint or imported "
+               "weights) with vocab_size ", f.config.vocab_size, " (such models are read with GPT-2's ",
+               tokenizer::Gpt2Tokenizer::kVocabSize, " ids)");
   ModelMeta m;
   m.config = f.config;
   m.vocab = TaskVocab::gpt2();
