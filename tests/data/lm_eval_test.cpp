@@ -18,8 +18,6 @@
 #include "engine/data/shard.h"
 #include "engine/error.h"
 #include "engine/finetune/inference.h"
-#include "engine/model/gpt.h"
-#include "engine/random.h"
 #include "tests/support/support.h"
 #include "tools/convert/load_model.h"
 #include "tools/tasks/lm_eval.h"
