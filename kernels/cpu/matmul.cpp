@@ -143,11 +143,19 @@ void matmul_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp,
     }
   }
   if (dbias) {
+    // Σ_n dout[n, o], n ascending for every o as before, but row by row across a thread's block of
+    // columns (contiguous, vectorised) instead of down each column with a stride of OC.
+    constexpr int kBiasBlock = 256;
+    const int blocks = (OC + kBiasBlock - 1) / kBiasBlock;
 #pragma omp parallel for schedule(static)
-    for (int o = 0; o < OC; ++o) {
-      T sum = 0;
-      for (int n = 0; n < N; ++n) sum += dout[static_cast<size_t>(n) * OC + o];
-      dbias[o] += sum;
+    for (int bl = 0; bl < blocks; ++bl) {
+      const int o0 = bl * kBiasBlock, cols = std::min(kBiasBlock, OC - o0);
+      T sum[kBiasBlock] = {};
+      for (int n = 0; n < N; ++n) {
+        const T* row = dout + static_cast<size_t>(n) * OC + o0;
+        for (int c = 0; c < cols; ++c) sum[c] += row[c];
+      }
+      for (int c = 0; c < cols; ++c) dbias[o0 + c] += sum[c];
     }
   }
   if (dweight) {
