@@ -73,9 +73,11 @@ TEST(CpuSoftmax, AttentionFloatMatchesDouble) {
       cpu::attention_forward(out_d.data(), lse_d.data(), qkv_d.data(), kl, B, Tn, NH, HS, causal);
       cpu::attention_backward(dqkv_d.data(), dout_d.data(), qkv_d.data(), out_d.data(), lse_d.data(), kl, B, Tn, NH,
                               HS, causal);
-      EXPECT_LT(worst_abs(out, out_d), 2e-6) << "causal " << causal << " lengths " << (kl != nullptr);
-      EXPECT_LT(worst_abs(lse, lse_d), 2e-6) << "causal " << causal << " lengths " << (kl != nullptr);
-      EXPECT_LT(worst_abs(dqkv, dqkv_d), 2e-5) << "causal " << causal << " lengths " << (kl != nullptr);
+      // Outputs reach ~5 and sum up to 37 terms: a few float roundings of that (an exp error of 1e-4
+      // relative would show as ~5e-4).
+      EXPECT_LT(worst_abs(out, out_d), 1e-5) << "causal " << causal << " lengths " << (kl != nullptr);
+      EXPECT_LT(worst_abs(lse, lse_d), 1e-5) << "causal " << causal << " lengths " << (kl != nullptr);
+      EXPECT_LT(worst_abs(dqkv, dqkv_d), 5e-5) << "causal " << causal << " lengths " << (kl != nullptr);
     }
   }
 }
