@@ -14,33 +14,49 @@
 # Everything lands in $FERRY_RELEASE_OUT (runs/release). `--install` then copies the model, its
 # held-out shard and manifest to models/ (what the repository ships). Extra arguments go to the
 # pretraining command (e.g. --steps 100 for a quick check; an installed model must come from the
-# config alone).
+# config alone). `--from RUN` skips step 2 and does 3–4 for a run folder that the same pretraining
+# command (with --out RUN) wrote, e.g. on another machine of the same kind or a queued experiment:
+# FERRY_RELEASE_COMMIT then names the ferry commit that trained it.
 #
 # Deterministic: the same bits on the same machine kind at any thread count (the CPU kernels are
 # built with -march=native, so another CPU family may round differently).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 install=0
+from=""
 args=()
-for a in "$@"; do
-  if [ "$a" = --install ]; then install=1; else args+=("$a"); fi
+while [ $# -gt 0 ]; do
+  case $1 in
+    --install) install=1 ;;
+    --from) from=${2:?--from needs a run folder}; shift ;;
+    *) args+=("$1") ;;
+  esac
+  shift
 done
 if [ "$install" = 1 ] && [ ${#args[@]} -gt 0 ]; then
   echo "pretrain_release: --install takes no other arguments (the shipped model comes from the config alone)" >&2
   exit 2
 fi
-bash scripts/setup.sh build ferry
-F=./build/ferry
+# FERRY_BIN: a ferry binary built already (no set-up then).
+if [ -n "${FERRY_BIN:-}" ]; then F=$FERRY_BIN; else bash scripts/setup.sh build ferry; F=./build/ferry; fi
 CONFIG=${FERRY_RELEASE_CONFIG:-configs/pretrain_release.toml}
 OUT=${FERRY_RELEASE_OUT:-runs/release}
 NAME=ferry-release
 mkdir -p "$OUT"
 
 start=$(date +%s)
-pretrain=("$F" finetune --config "$CONFIG" --out "$OUT" --heldout-shard "$OUT/heldout.bin" "${args[@]}")
-echo "== pretraining: ${pretrain[*]}"
-"${pretrain[@]}" 2>&1 | tee "$OUT/pretrain.log" | grep --line-buffered -E '^(step|ferry: lm)'
-seconds=$(($(date +%s) - start))
+if [ -n "$from" ]; then
+  [ -f "$from/model.ckpt" ] && [ -f "$from/heldout.bin" ] && [ -f "$from/metrics.jsonl" ] ||
+    { echo "pretrain_release: --from $from: needs model.ckpt, heldout.bin and metrics.jsonl" >&2; exit 2; }
+  OUT=$from
+  pretrain=(ferry finetune --config "$CONFIG" --out RUN --heldout-shard RUN/heldout.bin)
+  seconds=${FERRY_RELEASE_SECONDS:-0}
+else
+  pretrain=("$F" finetune --config "$CONFIG" --out "$OUT" --heldout-shard "$OUT/heldout.bin" "${args[@]}")
+  echo "== pretraining: ${pretrain[*]}"
+  "${pretrain[@]}" 2>&1 | tee "$OUT/pretrain.log" | grep --line-buffered -E '^(step|ferry: lm)'
+  seconds=$(($(date +%s) - start))
+fi
 
 seq_len=$(sed -n 's/^seq-len *= *\([0-9]*\).*/\1/p' "$CONFIG")
 batch=$(sed -n 's/^batch-size *= *\([0-9]*\).*/\1/p' "$CONFIG")
@@ -74,6 +90,7 @@ corpus_json() {
 }
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- . 2>/dev/null || commit="$commit (with uncommitted changes)"
+commit=${FERRY_RELEASE_COMMIT:-$commit}
 params=$(grep -a -o '"count":[0-9]*' "$OUT/model.ckpt" | head -n 1 | cut -d: -f2)
 train_heldout=$(sed -n 's/^  "value": \([0-9.eE+-]*\),\{0,1\}$/\1/p' "$OUT/eval.json" | head -n 1)
 final_train=$(tail -n 1 "$OUT/metrics.jsonl" | grep -o '"train_loss":[0-9.eE+-]*' | cut -d: -f2)
