@@ -120,6 +120,19 @@ inline void cp_async_wait_all(const char* text) {
 }
 }  // namespace ptx
 
+// The translator writes `*reinterpret_cast<T*>(p)` and `reinterpret_cast<T*>(p)[i]` as
+// `*aligned_cast<T*>(p)`: a pointer turned into T and dereferenced must be aligned as T is (a
+// GPU faults on a 16-byte vector access off the 16-byte grid; see memory.cpp).
+void check_vector_alignment(const void* p, size_t align, size_t bytes, const char* type, const char* file, int line);
+
+template <typename P, typename Q>
+P aligned_cast(Q q, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  P p = reinterpret_cast<P>(q);
+  using T = std::remove_cv_t<std::remove_pointer_t<P>>;
+  if constexpr (alignof(T) > 1) check_vector_alignment(p, alignof(T), sizeof(T), __PRETTY_FUNCTION__, file, line);
+  return p;
+}
+
 template <typename T>
 uint64_t to_bits(T v) {
   static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>);
@@ -180,13 +193,16 @@ inline size_t __cvta_generic_to_shared(const void* p, const char* file = __built
   return ::ferry::emu::shared_address(p, file, line);
 }
 
-// Cache-hinted loads: plain loads here (the access is instrumented like any other).
+// Cache-hinted loads: plain loads here (the access is instrumented like any other), checked for
+// the vector type's alignment.
 template <typename T>
-inline T __ldcs(const T* p) {
+inline T __ldcs(const T* p, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  if constexpr (alignof(T) > 1) ::ferry::emu::check_vector_alignment(p, alignof(T), sizeof(T), "__ldcs", file, line);
   return *p;
 }
 template <typename T>
-inline T __ldg(const T* p) {
+inline T __ldg(const T* p, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  if constexpr (alignof(T) > 1) ::ferry::emu::check_vector_alignment(p, alignof(T), sizeof(T), "__ldg", file, line);
   return *p;
 }
 

@@ -44,6 +44,10 @@ struct Options {
   uint64_t shuffle_seed = 1;
   // Launches are validated (grid, block, shared memory, launch bounds) but no block runs.
   bool dry_run = false;
+  // Off: shared memory is only modelled (cp.async bytes land at their wait, barriers order
+  // nothing), not checked for races, in-flight or uninitialized reads — to show what a bug does
+  // to the numbers. Alignment and bounds are always checked.
+  bool check_shared = true;
   // When set, only the blocks it accepts run (e.g. the first and last of a huge grid).
   std::function<bool(unsigned bx, unsigned by, unsigned bz)> run_block;
 };

@@ -138,8 +138,17 @@ struct Launch {
   LaunchRecord* record = nullptr;
 };
 
+// A read of a shared byte nothing had written yet: judged at the next barrier (or the block's end)
+// — if another thread wrote the byte meanwhile it was a race (reported at that write), else the
+// byte was never initialized.
+struct UninitializedRead {
+  uint32_t offset;
+  uint16_t tid;
+};
+
 struct Block {
   uint3 idx{};
+  std::vector<UninitializedRead> uninitialized_reads;
   unsigned threads = 0;
   unsigned live = 0;
   unsigned at_barrier = 0;
@@ -200,6 +209,8 @@ std::string describe_address(uintptr_t a);
 std::string hex(uintptr_t a);
 
 // memory.cpp
+// Faults (outside a thread) on the first recorded uninitialized read whose byte is still unwritten.
+void judge_uninitialized_reads();
 void shared_access(Thread& t, uint32_t offset, uint32_t bytes, bool write, const char* what, uintptr_t site);
 void check_global(Thread& t, uintptr_t a, size_t bytes, bool write, const char* what);
 bool shared_range_valid(uint32_t offset, size_t bytes);

@@ -47,17 +47,27 @@ std::string thread_name(uint16_t tid) {
   return describe_thread(s.threads[tid]);
 }
 
+// GCC calls __tsan_readN/writeN (not the unaligned or range forms) when the type promises
+// alignment ≥ min(N, 8): a 16-byte access is "aligned" from 8 bytes on. So the hooks check natural
+// alignment up to 8 bytes; 16-byte alignment is checked where the source turns a pointer into a
+// 16-byte vector type and dereferences it (aligned_cast, which the translator puts there, and
+// __ldcs). Only device and shared memory is checked: a thread's stack and parameters are registers
+// on a GPU.
+[[noreturn]] void misaligned(const Thread& t, uintptr_t a, size_t bytes, size_t align, bool write, const char* what) {
+  fault(FaultKind::Misaligned, describe_thread(t) + (write ? " writes " : " reads ") + std::to_string(bytes) +
+                                   " bytes" + what + " at " + describe_address(a) + ", not " + std::to_string(align) +
+                                   "-byte aligned");
+}
+
 void access(const void* p, size_t bytes, bool write, bool aligned, uintptr_t site) {
   Thread* t = running();
   if (!t) return;
   const auto a = reinterpret_cast<uintptr_t>(p);
   State& s = state();
-  if (aligned && bytes > 1 && (a & (bytes - 1)))
-    fault(FaultKind::Misaligned, describe_thread(*t) + (write ? " writes " : " reads ") + std::to_string(bytes) +
-                                     " bytes at " + describe_address(a) + ", not " + std::to_string(bytes) +
-                                     "-byte aligned");
+  const size_t align = aligned ? std::min<size_t>(bytes, 8) : 1;
   const auto base = reinterpret_cast<uintptr_t>(s.shared);
   if (a - base < kSharedWindow) {
+    if (a & (align - 1)) misaligned(*t, a, bytes, align, write, "");
     shared_access(*t, uint32_t(a - base), uint32_t(bytes), write, write ? "writes" : "reads", site);
     return;
   }
@@ -73,6 +83,7 @@ void access(const void* p, size_t bytes, bool write, bool aligned, uintptr_t sit
     return;
   }
   if (a >= s.heap_begin && a < s.heap_end) {
+    if (a & (align - 1)) misaligned(*t, a, bytes, align, write, "");
     check_global(*t, a, bytes, write, write ? "writes" : "reads");
     return;
   }
@@ -196,6 +207,17 @@ void record_write(ByteShadow& sh, const Thread& t) {
   sh.written_in = state().block.generation;
 }
 
+void judge_uninitialized_reads() {
+  State& s = state();
+  for (const UninitializedRead& r : s.block.uninitialized_reads)
+    if (s.shadow[r.offset].written_in != s.block.generation) {
+      fault_outside(FaultKind::UninitializedShared, thread_name(r.tid) + " reads " + shared_where(r.offset) +
+                                                        ", which nothing in this block has written");
+      break;
+    }
+  s.block.uninitialized_reads.clear();
+}
+
 bool shared_range_valid(uint32_t offset, size_t bytes) {
   const Launch& L = *state().launch;
   if (offset >= kDynamicSharedOffset && offset + bytes <= kDynamicSharedOffset + L.dynamic_shared) return true;
@@ -212,6 +234,7 @@ void shared_access(Thread& t, uint32_t offset, uint32_t bytes, bool write, const
                                       std::to_string(s.launch->dynamic_shared) + " bytes of dynamic and " +
                                       std::to_string(s.launch->slots.size()) + " static shared arrays");
   t.interval.push_back({offset, bytes, site});
+  if (!s.options.check_shared) return;
   const uint32_t generation = s.block.generation;
   for (uint32_t i = 0; i < bytes; ++i) {
     ByteShadow& sh = s.shadow[offset + i];
@@ -220,9 +243,8 @@ void shared_access(Thread& t, uint32_t offset, uint32_t bytes, bool write, const
             describe_thread(t) + " " + what + " " + shared_where(offset + i) + " while the cp.async of " +
                 thread_name(uint16_t(sh.pending - 1)) + " into it has not landed (no cp.async.wait_group covers it yet)");
     if (!write) {
-      if (sh.written_in != generation)
-        fault(FaultKind::UninitializedShared,
-              describe_thread(t) + " reads " + shared_where(offset + i) + ", which nothing in this block has written");
+      if (sh.written_in != generation && s.block.uninitialized_reads.size() < 4096)
+        s.block.uninitialized_reads.push_back({offset + i, t.tid});
       if (!ordered(sh.write, t))
         fault(FaultKind::SharedRace, describe_thread(t) + " reads " + shared_where(offset + i) + " written by " +
                                          thread_name(sh.write.tid) + " with no barrier in between");
@@ -337,6 +359,26 @@ void close_interval(Warp& w, unsigned first_tid, const char* file, int line) {
 }
 
 }  // namespace ferry::emu::detail
+
+namespace ferry::emu {
+
+void check_vector_alignment(const void* p, size_t align, size_t bytes, const char* type, const char* file, int line) {
+  using namespace detail;
+  Thread* t = state().current;
+  if (!t) return;
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  const State& s = state();
+  const bool shared = a - reinterpret_cast<uintptr_t>(s.shared) < kSharedWindow;
+  const bool device = a >= s.heap_begin && a < s.heap_end;
+  if (!(shared || device) || !(a & (align - 1))) return;
+  // aligned_cast passes its __PRETTY_FUNCTION__: "… [with P = const Bf16x8*; Q = …]" → "const Bf16x8*".
+  std::string name = type;
+  const size_t with = name.find("[with P = ");
+  if (with != std::string::npos) name = name.substr(with + 10, name.find_first_of(";]", with) - with - 10);
+  misaligned(*t, a, bytes, align, false, (" through " + name + " (" + file + ":" + std::to_string(line) + ")").c_str());
+}
+
+}  // namespace ferry::emu
 
 // ---- the instrumentation hooks ---------------------------------------------------------------------
 using ferry::emu::detail::access;

@@ -180,7 +180,7 @@ void cp_async(const char* text, uint32_t dst, const void* src, int src_bytes, co
   if (!shared_range_valid(dst, uint32_t(size)))
     fault(FaultKind::OutOfBounds, describe_thread(t) + " issues cp.async (" + where(file, line) +
                                       ") into shared offset " + hex(dst) + ", outside the block's shared memory");
-  for (int i = 0; i < size; ++i) {
+  for (int i = 0; i < size && s.options.check_shared; ++i) {
     ByteShadow& sh = s.shadow[dst + uint32_t(i)];
     if (sh.pending)
       fault(FaultKind::AsyncCopyInFlight, describe_thread(t) + " issues cp.async (" + where(file, line) +

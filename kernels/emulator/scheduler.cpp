@@ -101,6 +101,8 @@ void release_barrier() {
     }
   }
   for (Warp& w : b.warps) close_interval(w, unsigned(&w - b.warps.data()) * kWarpSize, first->wait_file, first->wait_line);
+  judge_uninitialized_reads();
+  if (s.launch->aborted) return;
   s.block_epoch = s.epoch_counter++;
   for (Warp& w : b.warps) w.epoch = s.epoch_counter++;
   for (Thread& t : s.threads)
@@ -156,6 +158,7 @@ void run_block(Launch& L, uint3 idx) {
   b.threads = n;
   b.live = n;
   b.at_barrier = 0;
+  b.uninitialized_reads.clear();
   b.generation = ++s.generation;
   s.block_epoch = s.epoch_counter++;
   b.warps.assign((n + kWarpSize - 1) / kWarpSize, Warp{});
@@ -165,6 +168,10 @@ void run_block(Launch& L, uint3 idx) {
     b.warps[w].epoch = s.epoch_counter++;
   }
   g_builtins.block_idx = idx;
+  // Copies a faulted block left in flight must not haunt this one.
+  for (Thread& t : s.threads)
+    for (const AsyncCopy& c : t.copies)
+      for (uint32_t i = 0; i < c.bytes; ++i) s.shadow[c.dst + i].pending = 0;
   ensure_stacks(n);
   if (s.threads.size() < n) s.threads.resize(n);
   for (unsigned i = 0; i < n; ++i) {
@@ -213,6 +220,7 @@ void run_block(Launch& L, uint3 idx) {
     }
   }
   for (size_t w = 0; w < b.warps.size(); ++w) close_interval(b.warps[w], unsigned(w) * kWarpSize, "block end", 0);
+  judge_uninitialized_reads();
 }
 
 std::vector<uint3> block_order(const Launch& L) {
@@ -247,7 +255,7 @@ bool valid_config(Launch& L) {
   L.launch_error = cudaErrorInvalidConfiguration;
   State& s = state();
   s.last_error = cudaErrorInvalidConfiguration;
-  s.last_error_text = "invalid configuration argument: launch of " + L.kernel_text + " (from " + L.host_function +
+  s.last_error_text = "cudaErrorInvalidConfiguration: launch of " + L.kernel_text + " (from " + L.host_function +
                       "): " + why;
   return false;
 }

@@ -9,6 +9,7 @@
 //   extern __shared__ T name[];                  →  T* const name = <the block's dynamic shared memory>
 //   __global__ ... kernel(...) {                 →  the same, plus a first statement that tells the
 //                                                   emulator which kernel runs and its launch bounds
+//   *reinterpret_cast<T*>(p)                     →  *::ferry::emu::aligned_cast<T*>(p) (checks T's alignment)
 //   #include <cub/...>                           →  #include "kernels/emulator/cub.h"
 //
 // Line numbers are preserved (a `#line` directive names the original file), so compiler errors and
@@ -321,6 +322,69 @@ void shared_declarations(Source& s) {
   apply(s, edits);
 }
 
+// The identifier ending at `end` (inclusive).
+std::string ident_before(const Source& s, size_t end) {
+  size_t b = end + 1;
+  while (b > 0 && ident(s.text[b - 1])) --b;
+  return s.text.substr(b, end + 1 - b);
+}
+
+// Whether the '*' at `star` dereferences (rather than multiplies): it follows an operator, an
+// opening bracket, a keyword like `return`, or the condition of an if/while/for.
+bool unary_star(const Source& s, size_t star) {
+  const size_t before = s.skip_ws_back(star);
+  if (before == std::string::npos) return true;
+  const char c = s.text[before];
+  if (ident(c)) {
+    const std::string word = ident_before(s, before);
+    return word == "return" || word == "case" || word == "else" || word == "do" || word == "throw";
+  }
+  if (c == ']') return false;
+  if (c == ')') {
+    int depth = 0;
+    size_t open = before;
+    for (;; --open) {
+      if (s.code[open] && s.text[open] == ')') ++depth;
+      if (s.code[open] && s.text[open] == '(' && --depth == 0) break;
+      if (open == 0) return false;
+    }
+    const size_t kw = s.skip_ws_back(open);
+    if (kw == std::string::npos || !ident(s.text[kw])) return false;
+    const std::string word = ident_before(s, kw);
+    return word == "if" || word == "while" || word == "for" || word == "switch";
+  }
+  return true;
+}
+
+// *reinterpret_cast<T*>(p) and reinterpret_cast<T*>(p)[i] — a pointer turned into T and used at
+// once — become ::ferry::emu::aligned_cast<T*>(p), which checks p against T's alignment.
+void vector_casts(Source& s) {
+  std::vector<Edit> edits;
+  const std::string kw = "reinterpret_cast";
+  for (size_t p = s.find(kw, 0); p != std::string::npos; p = s.find(kw, p + 1)) {
+    const size_t lt = s.skip_ws(p + kw.size());
+    if (s.text[lt] != '<') continue;
+    int depth = 0;
+    size_t gt = lt;
+    for (; gt < s.text.size(); ++gt) {
+      if (s.text[gt] == '<') ++depth;
+      if (s.text[gt] == '>' && --depth == 0) break;
+    }
+    const std::string type = trim(s.text.substr(lt + 1, gt - lt - 1));
+    const size_t open = s.skip_ws(gt + 1);
+    if (s.text[open] != '(' || type.empty() || type.back() != '*' || type.find("void") != std::string::npos) continue;
+    const size_t close = s.close(open);
+    bool used = false;
+    const size_t star = s.skip_ws_back(p);
+    if (star != std::string::npos && s.text[star] == '*') used = unary_star(s, star);
+    const size_t after = s.skip_ws(close + 1);
+    used = used || (after < s.text.size() && s.text[after] == '[');
+    if (!used) continue;
+    edits.push_back({p, gt + 1, "::ferry::emu::aligned_cast<" + type + ">"});
+  }
+  apply(s, edits);
+}
+
 void kernel_prologues(Source& s) {
   std::vector<Edit> edits;
   for (size_t p = s.find("__global__", 0); p != std::string::npos; p = s.find("__global__", p + 1)) {
@@ -444,6 +508,7 @@ int main(int argc, char** argv) {
       Mutation m{"", "", "", 0};
       int fields = 0;
       auto value = [&](const std::string& key) {
+        if (line == key + ":") line += " ";  // an empty value
         if (line.rfind(key + ": ", 0) != 0) die(std::string(argv[i]) + ": expected \"" + key + ": \", got \"" + line + "\"");
         ++fields;
         return line.substr(key.size() + 2);
@@ -492,6 +557,7 @@ int main(int argc, char** argv) {
     includes(s);
     asm_statements(s);
     shared_declarations(s);
+    vector_casts(s);
     kernel_prologues(s);
     launches(s);
     const bool is_cu = rel.size() > 3 && rel.compare(rel.size() - 3, 3, ".cu") == 0;
