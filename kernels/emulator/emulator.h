@@ -48,8 +48,9 @@ struct Options {
   // nothing), not checked for races, in-flight or uninitialized reads — to show what a bug does
   // to the numbers. Alignment and bounds are always checked.
   bool check_shared = true;
-  // When set, only the blocks it accepts run (e.g. the first and last of a huge grid).
-  std::function<bool(unsigned bx, unsigned by, unsigned bz)> run_block;
+  // When set, only the blocks it accepts run (e.g. the first and last of a huge grid); it gets the
+  // block's index and the grid's size, x, y, z each.
+  std::function<bool(const unsigned block[3], const unsigned grid[3])> run_block;
 };
 Options& options();
 
@@ -74,6 +75,11 @@ struct LaunchRecord {
   int max_bank_conflict_ldmatrix = 0;    // ldmatrix rows
   int max_bank_conflict_cp_async = 0;    // cp.async destinations
   std::string worst_access;  // where the worst degree was seen (file:line of the nearest sync, lane addresses)
+  // Device-memory accesses by width: [0] 1 byte, [1] 2, [2] 4, [3] 8, [4] 16 (cp.async sources too).
+  uint64_t global_loads[5] = {0, 0, 0, 0, 0}, global_stores[5] = {0, 0, 0, 0, 0};
+  // The most device-memory loads one thread made: a proxy for the longest serial chain (a thread
+  // that sums a long run of rows one after the other).
+  uint64_t max_thread_loads = 0;
   bool faulted = false;
 };
 const std::vector<LaunchRecord>& launches();

@@ -64,6 +64,7 @@ struct Thread {
   std::vector<AsyncCopy> copies;  // issued, not landed
   int open_group = 0;             // copies issued now join group `open_group`; older groups are committed
   std::vector<SharedAccess> interval;  // shared accesses since the warp's last synchronization point
+  uint64_t global_loads = 0;
 };
 
 enum class WarpOp : uint8_t { None, Shuffle, Syncwarp, Ldmatrix, Mma };

@@ -133,6 +133,11 @@ const Allocation* find_allocation(uintptr_t a) {
 }
 
 void check_global(Thread& t, uintptr_t a, size_t bytes, bool write, const char* what) {
+  if (LaunchRecord* rec = state().launch->record) {
+    const int width = bytes == 1 ? 0 : bytes == 2 ? 1 : bytes == 4 ? 2 : bytes == 8 ? 3 : bytes == 16 ? 4 : -1;
+    if (width >= 0) (write ? rec->global_stores : rec->global_loads)[width]++;
+  }
+  if (!write) t.global_loads++;
   const Allocation* al = find_allocation(a);
   if (al && al->live && a + bytes <= al->begin + al->bytes) return;
   fault(FaultKind::OutOfBounds, describe_thread(t) + " " + what + " " + std::to_string(bytes) + " bytes at " +

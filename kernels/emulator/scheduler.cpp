@@ -135,6 +135,7 @@ void thread_exit(Thread& t) {
                                             " never waited for (first into shared offset " +
                                             hex(t.copies.front().dst) + ")");
   t.state = ThreadState::Done;
+  if (LaunchRecord* rec = s.launch->record) rec->max_thread_loads = std::max(rec->max_thread_loads, t.global_loads);
   Block& b = s.block;
   b.live--;
   Warp& w = warp_of(t);
@@ -182,6 +183,7 @@ void run_block(Launch& L, uint3 idx) {
     t.copies.clear();
     t.open_group = 0;
     t.interval.clear();
+    t.global_loads = 0;
     t.stack_lo = s.stacks + i * (kStackBytes + kGuardBytes) + kGuardBytes;
     t.stack_hi = t.stack_lo + kStackBytes;
     make_context(t.ctx, t.stack_lo, t.stack_hi, thread_main);
@@ -227,10 +229,13 @@ std::vector<uint3> block_order(const Launch& L) {
   std::vector<uint3> order;
   order.reserve(size_t(L.grid.x) * L.grid.y * L.grid.z);
   const Options& o = state().options;
+  const unsigned grid[3] = {L.grid.x, L.grid.y, L.grid.z};
   for (unsigned z = 0; z < L.grid.z; ++z)
     for (unsigned y = 0; y < L.grid.y; ++y)
-      for (unsigned x = 0; x < L.grid.x; ++x)
-        if (!o.run_block || o.run_block(x, y, z)) order.push_back(uint3{x, y, z});
+      for (unsigned x = 0; x < L.grid.x; ++x) {
+        const unsigned block[3] = {x, y, z};
+        if (!o.run_block || o.run_block(block, grid)) order.push_back(uint3{x, y, z});
+      }
   if (o.block_order == BlockOrder::Reverse) std::reverse(order.begin(), order.end());
   if (o.block_order == BlockOrder::Shuffled) {
     std::mt19937_64 rng(o.shuffle_seed);
