@@ -320,7 +320,7 @@ void bench_embedding(int B, int T, int C, int V) {
   auto wte = bf16_buffer(size_t(V) * C), wpe = bf16_buffer(size_t(T) * C), dout = bf16_buffer(BT * C);
   auto dwte = bf16_buffer(size_t(V) * C), dwpe = bf16_buffer(size_t(T) * C);
   Buffer out(BT * C * 2);
-  const size_t ws_bytes = gpu::embedding_backward_workspace_bytes(B, T, V);
+  const size_t ws_bytes = gpu::embedding_backward_workspace_bytes(B, T, C, V);
   Buffer ws(ws_bytes);
   const std::string shape = std::to_string(BT) + "tok x" + std::to_string(C) + " V" + std::to_string(V);
   float ms = median_ms([&](int) {

@@ -38,7 +38,7 @@ TEST_P(EmbeddingGpu, ForwardAndBackwardMatchCpuReference) {
   gpu::embedding_forward(d_out.get(), d_tokens.get(), d_wte.get(), d_wpe.get(), B, T, C, nullptr);
   FERRY_EXPECT_CLOSE(to_double(d_out.download()), out_ref, kBf16Tolerance);
 
-  const size_t ws_bytes = gpu::embedding_backward_workspace_bytes(B, T, V);
+  const size_t ws_bytes = gpu::embedding_backward_workspace_bytes(B, T, C, V);
   DeviceBuffer<unsigned char> ws(ws_bytes);
   std::vector<std::vector<bf16>> runs;
   for (int run = 0; run < 2; ++run) {
