@@ -349,7 +349,7 @@ std::vector<int32_t> corpus_ids(size_t n, int V, std::string* source) {
     return ids;
   }
   std::mt19937_64 rng(7);
-  std::vector<double> w(size_t(V));
+  std::vector<double> w(static_cast<size_t>(V));
   for (int v = 0; v < V; ++v) w[size_t(v)] = 1.0 / (v + 1);
   std::discrete_distribution<int32_t> zipf(w.begin(), w.end());
   for (size_t i = 0; i < n; ++i) ids.push_back(zipf(rng));
