@@ -1,6 +1,7 @@
 // tests/emulator/attention_emu_test.cpp — ferry's flash attention (kernels/cuda/attention_*.cu) and
 // the engine's plain small-head attention (engine/cuda/engine_kernels.cu), forward and backward, on
-// the emulator through their real wrappers: they match the CPU reference (kernels/attention.h, fp64
+// the emulator through their real wrappers, by the gpu test's check (tests/kernels/attention_cases.h)
+// at the same shapes: they match the CPU reference (kernels/attention.h, fp64
 // on the same bf16 inputs) for out, lse, dQ, dK and dV; causal and bidirectional, key padding with
 // a batch row that sees no key, T of 1, ragged T and T spanning several double-buffered tiles,
 // head sizes 64 and 128 (flash) and 8, 16, 32, 48 (plain); the backward is bitwise the same
@@ -8,7 +9,6 @@
 // stride of attention_tiles.cuh), and nothing faults: no misaligned access, no shared-memory race,
 // no cp.async read before its wait.
 #include "engine/cuda/engine_kernels.h"
-#include "kernels/attention.h"
 #include "tests/emulator/emu_test_util.h"
 #include "tests/kernels/attention_cases.h"
 
@@ -33,60 +33,27 @@ std::string case_name(const ::testing::TestParamInfo<Case>& info) {
 class AttentionEmu : public EmulatedP<Case> {};
 
 TEST_P(AttentionEmu, ForwardAndBackwardMatchCpuReference) {
-  const Kernel kernel = GetParam().kernel;
-  const auto [B, T, NH, HS, causal, padded] = GetParam().shape;
-  const int C = NH * HS, BT = B * T;
-  std::mt19937_64 rng(emu_seed());
-  const auto qkv = random_bf16_values(size_t(BT) * 3 * C, rng, -2.0, 2.0);
-  const auto dout = random_bf16_values(size_t(BT) * C, rng);
-  std::vector<int32_t> lengths(B);
-  std::uniform_int_distribution<int32_t> len(1, T);
-  for (int b = 0; b < B; ++b) lengths[b] = len(rng);
-  if (padded && B > 1) lengths[1] = 0;  // a batch row with no visible key at all
-  const int32_t* lengths_ptr = padded ? lengths.data() : nullptr;
-
-  std::vector<double> out_ref(size_t(BT) * C), lse_ref(size_t(B) * NH * T), dqkv_ref(qkv.size());
-  cpu::attention_forward(out_ref.data(), lse_ref.data(), qkv.data(), lengths_ptr, B, T, NH, HS, causal);
-  cpu::attention_backward(dqkv_ref.data(), dout.data(), qkv.data(), out_ref.data(), lse_ref.data(), lengths_ptr, B, T,
-                          NH, HS, causal);
-
-  DeviceBuffer<bf16> d_qkv(to_bf16(qkv)), d_out(out_ref.size()), d_dout(to_bf16(dout));
-  DeviceBuffer<float> d_lse(lse_ref.size());
-  DeviceBuffer<int32_t> d_lengths(lengths);
-  const int32_t* d_lengths_ptr = padded ? d_lengths.get() : nullptr;
-  if (kernel == Kernel::Flash)
-    gpu::attention_forward(d_out.get(), d_lse.get(), d_qkv.get(), d_lengths_ptr, B, T, NH, HS, causal, nullptr);
-  else
-    ferry::gpu::attention_forward_plain(d_out.get(), d_lse.get(), d_qkv.get(), d_lengths_ptr, B, T, NH, HS, causal,
-                                        nullptr);
-  FERRY_EXPECT_CLOSE(to_double(d_out.download()), out_ref, kBf16Tolerance);
-  FERRY_EXPECT_CLOSE(to_double(d_lse.download()), lse_ref, kFp32Tolerance);
-
-  const size_t ws_bytes = kernel == Kernel::Flash ? gpu::attention_backward_workspace_bytes(B, T, NH)
-                                                  : ferry::gpu::attention_backward_plain_workspace_bytes(B, T, NH);
-  DeviceBuffer<unsigned char> ws(ws_bytes);
-  std::vector<std::vector<bf16>> runs;
-  for (auto order : {emu::BlockOrder::Linear, emu::BlockOrder::Shuffled}) {
-    emu::options().block_order = order;
-    DeviceBuffer<bf16> d_dqkv(qkv.size());
-    if (kernel == Kernel::Flash)
-      gpu::attention_backward(d_dqkv.get(), d_dout.get(), d_qkv.get(), d_out.get(), d_lse.get(), d_lengths_ptr, B, T,
-                              NH, HS, causal, ws.get(), ws_bytes, nullptr);
-    else
-      ferry::gpu::attention_backward_plain(d_dqkv.get(), d_dout.get(), d_qkv.get(), d_out.get(), d_lse.get(),
-                                           d_lengths_ptr, B, T, NH, HS, causal, ws.get(), ws_bytes, nullptr);
-    runs.push_back(d_dqkv.download());
-  }
-  const auto dqkv = to_double(runs[0]);
-  for (int which = 0; which < 3; ++which) {
-    SCOPED_TRACE(which == 0 ? "dQ" : which == 1 ? "dK" : "dV");
-    FERRY_EXPECT_CLOSE(qkv_part(dqkv, which, BT, C), qkv_part(dqkv_ref, which, BT, C), kBf16Tolerance);
-  }
-  EXPECT_TRUE(bitwise_equal(runs[0], runs[1])) << "attention backward depends on the order the blocks run in";
+  const AttentionKernels kernels =
+      GetParam().kernel == Kernel::Flash
+          ? flash_attention_kernels()
+          : AttentionKernels{[](bf16* out, float* lse, const bf16* qkv, const int32_t* kl, int B, int T, int NH,
+                                int HS, bool causal) {
+                               ferry::gpu::attention_forward_plain(out, lse, qkv, kl, B, T, NH, HS, causal, nullptr);
+                             },
+                             ferry::gpu::attention_backward_plain_workspace_bytes,
+                             [](bf16* dqkv, const bf16* dout, const bf16* qkv, const bf16* out, const float* lse,
+                                const int32_t* kl, int B, int T, int NH, int HS, bool causal, void* ws,
+                                size_t ws_bytes) {
+                               ferry::gpu::attention_backward_plain(dqkv, dout, qkv, out, lse, kl, B, T, NH, HS,
+                                                                    causal, ws, ws_bytes, nullptr);
+                             }};
+  check_attention(GetParam().shape, emu_seed(), kernels, [](int run) {
+    emu::options().block_order = run == 0 ? emu::BlockOrder::Linear : emu::BlockOrder::Shuffled;
+  });
 
   // The padded tile rows (attention_tiles.cuh) put the 8 rows of every ldmatrix, and the 16-byte
   // chunks of every cp.async, on distinct banks.
-  if (kernel == Kernel::Flash)
+  if (GetParam().kernel == Kernel::Flash)
     for (const auto& rec : emu::launches())
       if (rec.kernel != "attention_backward_dot_kernel") {
         EXPECT_EQ(rec.max_bank_conflict_ldmatrix, 1) << rec.kernel_full;

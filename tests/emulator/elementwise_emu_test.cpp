@@ -7,8 +7,8 @@
 #include "engine/cuda/engine_kernels.h"
 #include "kernels/elementwise.h"
 #include "kernels/gelu.h"
-#include "kernels/pooling.h"
 #include "tests/emulator/emu_test_util.h"
+#include "tests/kernels/pooling_cases.h"
 
 namespace ferry::test {
 namespace {
@@ -70,36 +70,9 @@ TEST_P(GeluEmu, ForwardBackwardAndAddMatchCpuReferenceAlignedOrNot) {
 // 8·k exercises only the 16-byte path; odd sizes the scalar tail; 70001 several grid-stride rounds.
 INSTANTIATE_TEST_SUITE_P(Sizes, GeluEmu, ::testing::Values(size_t(1), size_t(7), size_t(4096), size_t(70001)));
 
-struct PoolCase {
-  int B, T, C, mode;
-};
-
 class PoolTokensEmu : public EmulatedP<PoolCase> {};
 
-TEST_P(PoolTokensEmu, ForwardAndBackwardMatchCpuReferenceOnRaggedLengths) {
-  const PoolCase p = GetParam();
-  std::mt19937_64 rng(emu_seed());
-  const size_t BTC = size_t(p.B) * p.T * p.C, BC = size_t(p.B) * p.C;
-  const auto x = random_bf16_values(BTC, rng, -2.0, 2.0), dy = random_bf16_values(BC, rng);
-  std::uniform_int_distribution<int32_t> len(1, p.T);
-  std::vector<int32_t> lengths(p.B);
-  for (auto& l : lengths) l = len(rng);
-  const int32_t edges[] = {p.T, 1, 0, p.T + 5};  // full, one token, and two the contract clamps
-  for (int b = 0; b < p.B && b < 4; ++b) lengths[b] = edges[b];
-  std::vector<double> y_ref(BC), dx_ref(BTC);
-  cpu::pool_tokens_forward(y_ref.data(), x.data(), lengths.data(), p.B, p.T, p.C, p.mode);
-  cpu::pool_tokens_backward(dx_ref.data(), dy.data(), lengths.data(), p.B, p.T, p.C, p.mode);
-
-  DeviceBuffer<bf16> dx_in(to_bf16(x)), ddy(to_bf16(dy)), dyo(BC), ddx(BTC);
-  DeviceBuffer<int32_t> dlen(lengths);
-  gpu::pool_tokens_forward(dyo.get(), dx_in.get(), dlen.get(), p.B, p.T, p.C, p.mode, nullptr);
-  gpu::pool_tokens_backward(ddx.get(), ddy.get(), dlen.get(), p.B, p.T, p.C, p.mode, nullptr);
-  const auto y = dyo.download(), dx = ddx.download();
-  FERRY_EXPECT_CLOSE(to_double(y), y_ref, kBf16Tolerance);
-  FERRY_EXPECT_CLOSE(to_double(dx), dx_ref, kBf16Tolerance);
-  for (size_t i = 0; i < BTC; ++i)
-    if (dx_ref[i] == 0.0) ASSERT_EQ(bf16_to_float(dx[i]), 0.0f) << "element " << i;
-}
+TEST_P(PoolTokensEmu, ForwardAndBackwardMatchCpuReferenceOnRaggedLengths) { check_pool_tokens(GetParam(), emu_seed()); }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PoolTokensEmu,
                          ::testing::Values(PoolCase{4, 7, 24, 0}, PoolCase{4, 7, 24, 1}, PoolCase{4, 7, 24, 2},

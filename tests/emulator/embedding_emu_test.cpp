@@ -1,12 +1,12 @@
 // tests/emulator/embedding_emu_test.cpp — token + position embedding (kernels/cuda/embedding.cu) on
-// the emulator through its real wrappers (CUB's radix sort run by the emulator's stand-in): forward
-// and backward match the CPU reference for uniform ids and for a Zipf-like batch in which one token
+// the emulator through its real wrappers (CUB's radix sort run by the emulator's stand-in), by the
+// gpu test's check (tests/kernels/embedding_cases.h): forward and backward match the CPU reference for uniform ids and for a Zipf-like batch in which one token
 // fills thousands of positions (real text: "the", ",", "."), and the backward is bitwise the same
 // whatever order the blocks run in.
 #include <map>
 
-#include "kernels/embedding.h"
 #include "tests/emulator/emu_test_util.h"
+#include "tests/kernels/embedding_cases.h"
 
 namespace ferry::test {
 namespace {
@@ -14,71 +14,22 @@ namespace {
 namespace cpu = ferry::kernels::cpu;
 namespace gpu = ferry::kernels::cuda;
 
-enum class Ids { Uniform, Zipf };
-
-struct Shape {
-  int B, T, C, V;
-  Ids ids;
-};
-
-// Zipf(1) over V ids, plus token 0 forced at every third position: a run of B·T/3 equal ids.
-std::vector<int32_t> token_ids(const Shape& s, std::mt19937_64& rng) {
-  std::vector<int32_t> tokens(size_t(s.B) * s.T);
-  if (s.ids == Ids::Uniform) {
-    std::uniform_int_distribution<int32_t> tok(0, s.V - 1);
-    for (auto& t : tokens) t = tok(rng);
-    return tokens;
-  }
-  std::vector<double> weights(s.V);
-  for (int v = 0; v < s.V; ++v) weights[v] = 1.0 / (v + 1);
-  std::discrete_distribution<int32_t> zipf(weights.begin(), weights.end());
-  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = i % 3 == 0 ? 0 : zipf(rng);
-  return tokens;
-}
-
-class EmbeddingEmu : public EmulatedP<Shape> {};
+class EmbeddingEmu : public EmulatedP<EmbeddingShape> {};
 
 TEST_P(EmbeddingEmu, ForwardAndBackwardMatchCpuReference) {
-  const Shape shape = GetParam();
-  const auto [B, T, C, V, ids] = shape;
-  std::mt19937_64 rng(emu_seed());
-  const auto tokens = token_ids(shape, rng);
-  const auto wte = random_bf16_values(size_t(V) * C, rng), wpe = random_bf16_values(size_t(T) * C, rng);
-  const auto dout = random_bf16_values(size_t(B) * T * C, rng);
-  const auto dwte0 = random_bf16_values(size_t(V) * C, rng), dwpe0 = random_bf16_values(size_t(T) * C, rng);
-
-  std::vector<double> out_ref(size_t(B) * T * C), dwte_ref = dwte0, dwpe_ref = dwpe0;
-  cpu::embedding_forward(out_ref.data(), tokens.data(), wte.data(), wpe.data(), B, T, C);
-  cpu::embedding_backward(dwte_ref.data(), dwpe_ref.data(), dout.data(), tokens.data(), B, T, C, V);
-
-  DeviceBuffer<int32_t> d_tokens(tokens);
-  DeviceBuffer<bf16> d_wte(to_bf16(wte)), d_wpe(to_bf16(wpe)), d_out(out_ref.size()), d_dout(to_bf16(dout));
-  gpu::embedding_forward(d_out.get(), d_tokens.get(), d_wte.get(), d_wpe.get(), B, T, C, nullptr);
-  FERRY_EXPECT_CLOSE(to_double(d_out.download()), out_ref, kBf16Tolerance);
-
-  const size_t ws_bytes = gpu::embedding_backward_workspace_bytes(B, T, C, V);
-  DeviceBuffer<unsigned char> ws(ws_bytes);
-  std::vector<std::vector<bf16>> runs;
-  for (auto order : {emu::BlockOrder::Linear, emu::BlockOrder::Reverse, emu::BlockOrder::Shuffled}) {
-    emu::options().block_order = order;
-    DeviceBuffer<bf16> d_dwte(to_bf16(dwte0)), d_dwpe(to_bf16(dwpe0));
-    ws.poison();
-    gpu::embedding_backward(d_dwte.get(), d_dwpe.get(), d_dout.get(), d_tokens.get(), B, T, C, V, ws.get(), ws_bytes,
-                            nullptr);
-    const auto dwte = d_dwte.download(), dwpe = d_dwpe.download();
-    FERRY_EXPECT_CLOSE(to_double(dwte), dwte_ref, kBf16Tolerance);
-    FERRY_EXPECT_CLOSE(to_double(dwpe), dwpe_ref, kBf16Tolerance);
-    runs.push_back(dwte);
-  }
-  EXPECT_TRUE(bitwise_equal(runs[0], runs[1]) && bitwise_equal(runs[0], runs[2]))
-      << "embedding backward depends on the order the blocks run in";
+  check_embedding(GetParam(), emu_seed(), [](int run) {
+    emu::options().block_order = run == 0 ? emu::BlockOrder::Linear : emu::BlockOrder::Shuffled;
+  });
 
   // Issue 13, item 7: no thread sums a long run of one id alone. The Zipf batch repeats token 0
   // B·T/3 times (2731 at 8×1024); real text repeats its commonest tokens hundreds of times. One
   // thread summing a run loads ~3 values per position; with runs cut in chunks of 32 the longest
   // chain is a chunk plus one partial per chunk to combine: a few values per 32 positions.
+  std::mt19937_64 rng(emu_seed());
+  std::map<int32_t, size_t> count;
+  for (int32_t t : embedding_token_ids(GetParam(), rng)) count[t]++;
   size_t run = 0;
-  for (int32_t t : tokens) run += t == 0;
+  for (const auto& [id, n] : count) run = std::max(run, n);
   uint64_t longest = 0;
   for (const auto& rec : emu::launches())
     if (rec.kernel.rfind("embedding_backward_wte", 0) == 0) longest = std::max(longest, rec.max_thread_loads);
@@ -124,9 +75,9 @@ TEST_F(Emulated, EmbeddingBackwardOnCorpusIds) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, EmbeddingEmu,
-                         ::testing::Values(Shape{2, 33, 64, 5, Ids::Uniform}, Shape{1, 20, 24, 1000, Ids::Uniform},
-                                           Shape{3, 37, 200, 1000, Ids::Uniform}, Shape{1, 1, 8, 1, Ids::Uniform},
-                                           Shape{8, 1024, 64, 2000, Ids::Zipf}));
+                         ::testing::Values(EmbeddingShape{2, 33, 64, 5}, EmbeddingShape{1, 20, 24, 1000},
+                                           EmbeddingShape{3, 37, 200, 1000}, EmbeddingShape{1, 1, 8, 1},
+                                           EmbeddingShape{8, 1024, 64, 2000, true}));
 
 }  // namespace
 }  // namespace ferry::test
