@@ -6,7 +6,9 @@
 // around each repetition, median of ≥ 20; inputs rotate over enough copies that one repetition does
 // not find the previous one's data in L2. Attention rows run ferry's kernel and, in a build with
 // cuDNN, cuDNN's fused attention on the same inputs; --attention-choice PATH writes the verdict
-// `--attention auto` reads (kernels/cuda/attention_cudnn.h).
+// `--attention auto` reads (kernels/cuda/attention_choice.h): cuDNN's forward and backward checked
+// against the CPU reference on this card (poisoned workspace, causal and padded, both head dims),
+// and the two backends' times. Speed alone never makes the verdict cuDNN.
 // Usage: kernels_bench [--json PATH] [--reps N] [--quick] [--attention-choice PATH]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -18,6 +20,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -30,6 +33,7 @@
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
 #if FERRY_WITH_CUDNN
+#include "kernels/cuda/attention_choice.h"
 #include "kernels/cuda/attention_cudnn.h"
 #endif
 
@@ -272,6 +276,112 @@ void bench_attention(int B, int NH, int T, int HS) {
 #endif
 }
 
+#if FERRY_WITH_CUDNN
+// cuDNN's attention against the CPU reference (fp64 on the same bf16 inputs), each call in a
+// workspace poisoned with NaN, at the shapes the gpu test checks most: ragged T, key padding, both
+// head dims. Returns "passed" or one line saying what failed, for forward and backward separately.
+struct CudnnCheck {
+  std::string forward = "not run", backward = "not run";
+};
+
+double rel_error(const std::vector<double>& got, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    num += (got[i] - ref[i]) * (got[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+std::vector<double> bf16_grid(size_t n, std::mt19937_64& rng, double lo, double hi) {
+  std::uniform_real_distribution<double> d(lo, hi);
+  std::vector<double> v(n);
+  for (auto& x : v) x = ferry::bf16_to_float(ferry::float_to_bf16(static_cast<float>(d(rng))));
+  return v;
+}
+
+template <typename T>
+std::vector<T> download(const Buffer& b, size_t n) {
+  std::vector<T> h(n);
+  FERRY_CUDA_CHECK(cudaDeviceSynchronize());
+  FERRY_CUDA_CHECK(cudaMemcpy(h.data(), b.ptr, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return h;
+}
+
+CudnnCheck check_cudnn_attention(gpu::CudnnAttention& cudnn) {
+  constexpr double kTolerance = 1e-2;  // tests/kernels/cuda_test_util.h: kBf16Tolerance
+  struct Case {
+    int B, T, NH, HS;
+    bool padded;
+  };
+  const Case cases[] = {{2, 128, 2, 64, false}, {1, 77, 3, 64, false}, {3, 77, 2, 128, true}, {1, 333, 1, 128, false}};
+  CudnnCheck r;
+  std::string fwd_fail, bwd_fail;
+  std::mt19937_64 rng(20261126);
+  try {
+    for (const Case& c : cases) {
+      const int C = c.NH * c.HS, BT = c.B * c.T;
+      const std::string where = " at B" + std::to_string(c.B) + "T" + std::to_string(c.T) + "H" +
+                                std::to_string(c.NH) + "D" + std::to_string(c.HS) + (c.padded ? " padded" : "");
+      const auto qkv = bf16_grid(size_t(BT) * 3 * C, rng, -2.0, 2.0), dout = bf16_grid(size_t(BT) * C, rng, -1.0, 1.0);
+      std::vector<int32_t> lengths(c.B);
+      for (int b = 0; b < c.B; ++b) lengths[b] = 1 + static_cast<int>(rng() % c.T);
+      const int32_t* len = c.padded ? lengths.data() : nullptr;
+      std::vector<double> out_ref(size_t(BT) * C), lse_ref(size_t(c.B) * c.NH * c.T), dqkv_ref(qkv.size());
+      ferry::kernels::cpu::attention_forward(out_ref.data(), lse_ref.data(), qkv.data(), len, c.B, c.T, c.NH, c.HS, true);
+      ferry::kernels::cpu::attention_backward(dqkv_ref.data(), dout.data(), qkv.data(), out_ref.data(), lse_ref.data(),
+                                              len, c.B, c.T, c.NH, c.HS, true);
+      auto upload_bf16 = [](const std::vector<double>& x) {
+        std::vector<bf16> h(x.size());
+        for (size_t i = 0; i < x.size(); ++i) h[i] = ferry::float_to_bf16(static_cast<float>(x[i]));
+        auto b = std::make_unique<Buffer>(h.size() * sizeof(bf16));
+        FERRY_CUDA_CHECK(cudaMemcpy(b->ptr, h.data(), b->bytes, cudaMemcpyHostToDevice));
+        return b;
+      };
+      auto d_qkv = upload_bf16(qkv), d_dout = upload_bf16(dout);
+      Buffer d_out(out_ref.size() * 2), d_lse(lse_ref.size() * 4), d_dqkv(qkv.size() * 2), d_len(c.B * 4);
+      FERRY_CUDA_CHECK(cudaMemcpy(d_len.ptr, lengths.data(), d_len.bytes, cudaMemcpyHostToDevice));
+      const int32_t* d_len_ptr = c.padded ? d_len.as<int32_t>() : nullptr;
+      const size_t ws_bytes = std::max(cudnn.forward_workspace_bytes(c.B, c.T, c.NH, c.HS, true, c.padded),
+                                       cudnn.backward_workspace_bytes(c.B, c.T, c.NH, c.HS, true, c.padded));
+      Buffer ws(ws_bytes);
+      for (Buffer* b : {&d_out, &d_lse, &d_dqkv, &ws}) FERRY_CUDA_CHECK(cudaMemset(b->ptr, 0xFF, b->bytes));
+      cudnn.forward(d_out.as<bf16>(), d_lse.as<float>(), d_qkv->as<bf16>(), d_len_ptr, c.B, c.T, c.NH, c.HS, true,
+                    ws.ptr, ws_bytes, nullptr);
+      std::vector<double> out(out_ref.size());
+      const auto out_bf16 = download<bf16>(d_out, out.size());
+      for (size_t i = 0; i < out.size(); ++i) out[i] = ferry::bf16_to_float(out_bf16[i]);
+      const double e_out = rel_error(out, out_ref);
+      if (fwd_fail.empty() && !(e_out <= kTolerance))
+        fwd_fail = "failed: out relative error " + std::to_string(e_out) + where;
+      FERRY_CUDA_CHECK(cudaMemset(ws.ptr, 0xFF, ws.bytes));
+      cudnn.backward(d_dqkv.as<bf16>(), d_dout->as<bf16>(), d_qkv->as<bf16>(), d_out.as<bf16>(), d_lse.as<float>(),
+                     d_len_ptr, c.B, c.T, c.NH, c.HS, true, ws.ptr, ws_bytes, nullptr);
+      const auto dqkv_bf16 = download<bf16>(d_dqkv, qkv.size());
+      for (int which = 0; which < 3; ++which) {
+        std::vector<double> got, ref;
+        for (int i = 0; i < BT; ++i)
+          for (int k = 0; k < C; ++k) {
+            const size_t at = size_t(i) * 3 * C + size_t(which) * C + k;
+            got.push_back(ferry::bf16_to_float(dqkv_bf16[at]));
+            ref.push_back(dqkv_ref[at]);
+          }
+        const double e = rel_error(got, ref);
+        if (bwd_fail.empty() && !(e <= kTolerance))
+          bwd_fail = std::string("failed: d") + "QKV"[which] + " relative error " + std::to_string(e) + where;
+      }
+    }
+    r.forward = fwd_fail.empty() ? gpu::kCheckPassed : fwd_fail;
+    r.backward = bwd_fail.empty() ? gpu::kCheckPassed : bwd_fail;
+  } catch (const std::exception& e) {
+    r.forward = fwd_fail.empty() ? std::string("failed: ") + e.what() : fwd_fail;
+    r.backward = bwd_fail.empty() ? std::string("failed: ") + e.what() : bwd_fail;
+  }
+  return r;
+}
+#endif
+
 void bench_cross_entropy(int N, int V) {
   const size_t n = size_t(N) * V;
   auto logits = bf16_buffer(n, -4.0f, 4.0f);
@@ -441,13 +551,26 @@ int main(int argc, char** argv) {
   }
   if (json) write_json(json, prop);
 #if FERRY_WITH_CUDNN
-  // The verdict needs both backends measured at every attention shape of this run.
-  if (attention_choice && g_attention_ferry_ms > 0) {
-    const double cudnn_ms = g_attention_cudnn_failed ? 0.0 : g_attention_cudnn_ms;
-    gpu::write_attention_choice(attention_choice, prop.name, gpu::cudnn_runtime_version(), g_attention_ferry_ms,
-                                cudnn_ms);
-    std::printf("attention verdict (fwd+bwd, all shapes): ferry %.3f ms, cuDNN %.3f ms -> %s\n", g_attention_ferry_ms,
-                cudnn_ms, cudnn_ms > 0 && cudnn_ms < g_attention_ferry_ms ? "cudnn" : "ferry");
+  // The verdict: cuDNN checked against the reference on this card (forward and backward), then
+  // both backends measured at every attention shape of this run.
+  if (attention_choice) {
+    gpu::AttentionVerdict v;
+    v.device = prop.name;
+    v.cudnn_version = gpu::cudnn_runtime_version();
+    v.ferry_ms = g_attention_ferry_ms;
+    v.cudnn_ms = g_attention_cudnn_failed ? 0.0 : g_attention_cudnn_ms;
+    if (g_cudnn) {
+      const CudnnCheck check = check_cudnn_attention(*g_cudnn);
+      v.forward_check = check.forward;
+      v.backward_check = check.backward;
+    } else {
+      v.forward_check = v.backward_check = "not run: " + gpu::cudnn_attention_unsupported_reason(0, true);
+    }
+    gpu::write_attention_choice(attention_choice, v);
+    std::printf("attention verdict: cuDNN forward check %s, backward check %s; fwd+bwd over all shapes ferry %.3f ms, "
+                "cuDNN %.3f ms -> %s\n",
+                v.forward_check.c_str(), v.backward_check.c_str(), v.ferry_ms, v.cudnn_ms,
+                gpu::attention_backend_name(gpu::read_attention_choice(attention_choice, v.device, v.cudnn_version)));
   }
   g_cudnn.reset();  // while the CUDA context still exists
 #endif

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "engine/backend.h"
+#include "kernels/cuda/attention_choice.h"
 #include "kernels/cuda/attention_cudnn.h"
 #include "kernels/matmul.h"
 
@@ -44,7 +45,7 @@ class CudaBackend final : public Backend {
   void set_capturing(bool on) { capturing_ = on; }
   bool capturing() const { return capturing_; }
 
-  // Which attention kernels run (kernels/cuda/attention_cudnn.h: choose_attention); cuDNN's object
+  // Which attention kernels run (kernels/cuda/attention_choice.h: choose_attention); cuDNN's object
   // and its plan cache are made on first use.
   void select_attention(const std::string& requested) override;
   bool uses_cudnn_attention() const { return attention_ == kernels::cuda::AttentionBackend::Cudnn; }
