@@ -206,8 +206,11 @@ class CudaStep final : public DeviceStep {
                                        be_.stream()));
   }
 
-  // The step as queued work on the stream: what is captured once and replayed.
+  // The step as queued work on the stream: what is captured once and replayed. Its kernels take
+  // their scratch from the step's own workspace (sized by the eager step, never moved while a
+  // captured graph exists), not from the backend's shared one, which evaluation may regrow.
   void body() {
+    const WorkspaceScope own_scratch(be_.workspaces(), workspace_);
     const cudaStream_t s = be_.stream();
     float* results = static_cast<float*>(results_.data());
     const float* loss = ex_.tensor(g_.loss).as<float>();
@@ -273,6 +276,7 @@ class CudaStep final : public DeviceStep {
   AdamWConfig cfg_;
   size_t n_;
   DeviceBuffer master_, m_, v_, segments_, step_values_, norm_workspace_, staging_, results_;
+  Workspace workspace_{be_};
   int n_segments_ = 0;
   PinnedBuffer host_step_, host_staging_, host_results_;
   std::vector<InputSlot> slots_;
