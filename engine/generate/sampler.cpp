@@ -54,7 +54,7 @@ Generator::~Generator() = default;
 void Generator::set_parameters(const std::vector<float>& flat) {
   if (flat.size() != static_cast<size_t>(graph_.graph.param_count()))
     user_error("generation: ", flat.size(), " parameter values for a model of ", graph_.graph.param_count());
-  backend_.upload(executor_->params().data, flat.data(), flat.size() * sizeof(float));
+  executor_->set_parameters(flat);
 }
 
 void Generator::run(const std::vector<int32_t>& text, size_t len, std::vector<float>& logits) {

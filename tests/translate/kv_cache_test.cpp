@@ -60,7 +60,7 @@ class FullRecompute {
     o.with_loss = false;
     g_ = build_gpt(c, o);
     ex_ = std::make_unique<Executor>(g_.graph, *backend_);
-    backend_->upload(ex_->params().data, flat.data(), flat.size() * sizeof(float));
+    ex_->set_parameters(flat);
   }
   // Logits [V] after `tokens` (positions after them are padding the causal mask hides).
   std::vector<float> next_logits(const std::vector<int32_t>& tokens) {
