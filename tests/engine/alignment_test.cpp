@@ -17,6 +17,9 @@
 #include "parallel/pipeline.h"
 #include "parallel/tensor_parallel.h"
 #include "tests/finetune/finetune_graphs.h"
+#if FERRY_WITH_CUDA
+#include "kernels/matmul.h"
+#endif
 
 namespace ferry {
 namespace {
@@ -122,6 +125,22 @@ TEST(Alignment, TensorAndPipelineParallelRewrites) {
       }
     }
 }
+
+#if FERRY_WITH_CUDA
+// What Matmul tells cuBLASLt about an operand (and keys its algorithm cache on): the address's and
+// the row pitch's common power of two, capped at cuBLASLt's default assumption of 256 bytes.
+TEST(Alignment, CublasLtIsToldEachOperandsRealAlignment) {
+  using kernels::cuda::matmul_operand_alignment;
+  alignas(256) static char block[1024];
+  EXPECT_EQ(matmul_operand_alignment(block, 768, 2), 256u);
+  EXPECT_EQ(matmul_operand_alignment(block + 128, 768, 2), 128u);
+  EXPECT_EQ(matmul_operand_alignment(block + 2, 768, 2), 2u);
+  EXPECT_EQ(matmul_operand_alignment(block, 50257, 2), 2u) << "GPT-2's vocabulary as a leading dimension";
+  EXPECT_EQ(matmul_operand_alignment(block, 50304, 2), 256u) << "padded to a multiple of 128";
+  EXPECT_EQ(matmul_operand_alignment(block, 25136, 2), 32u) << "a tensor-parallel vocabulary shard";
+  EXPECT_EQ(matmul_operand_alignment(block + 64, 3, 4), 4u);
+}
+#endif
 
 }  // namespace
 }  // namespace ferry
