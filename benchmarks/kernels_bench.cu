@@ -382,22 +382,25 @@ CudnnCheck check_cudnn_attention(gpu::CudnnAttention& cudnn) {
 }
 #endif
 
-void bench_cross_entropy(int N, int V) {
-  const size_t n = size_t(N) * V;
+// The trainer's shape: V classes in rows of the padded vocabulary (ld = 50304 for GPT-2,
+// engine/model/gpt.h); the padding columns are neither read nor counted in the bytes.
+void bench_cross_entropy(int N, int V, int ld) {
+  const size_t n = size_t(N) * ld;
   auto logits = bf16_buffer(n, -4.0f, 4.0f);
   Buffer dlogits(n * 2), losses(N * 4), mean(16), ws(gpu::cross_entropy_workspace_bytes());
   auto targets = id_buffer(N, V);
-  const std::string shape = dims({N, V});
+  const std::string shape = dims({N, V}) + (ld != V ? " ld" + std::to_string(ld) : "");
+  const double bytes = double(N) * V * 2;
   float ms = median_ms([&](int) {
     gpu::cross_entropy_forward_backward(losses.as<float>(), mean.as<float>(), dlogits.as<bf16>(), logits->as<bf16>(),
-                                        targets->as<int32_t>(), N, V, 1.0f, -1, ws.ptr, ws.bytes, nullptr);
+                                        targets->as<int32_t>(), N, V, ld, 1.0f, -1, ws.ptr, ws.bytes, nullptr);
   });
-  report("cross_entropy_fwd_bwd", shape, ms, 2.0 * n * 2, 0);
+  report("cross_entropy_fwd_bwd", shape, ms, 2.0 * bytes, 0);
   ms = median_ms([&](int) {
     gpu::cross_entropy_forward_backward(losses.as<float>(), mean.as<float>(), nullptr, logits->as<bf16>(),
-                                        targets->as<int32_t>(), N, V, 1.0f, -1, ws.ptr, ws.bytes, nullptr);
+                                        targets->as<int32_t>(), N, V, ld, 1.0f, -1, ws.ptr, ws.bytes, nullptr);
   });
-  report("cross_entropy_fwd", shape, ms, 1.0 * n * 2, 0);
+  report("cross_entropy_fwd", shape, ms, bytes, 0);
 }
 
 void bench_adamw(size_t n) {
@@ -424,13 +427,14 @@ void bench_adamw(size_t n) {
   report("adamw_bf16grad_fp32master", shape, ms, 28.0 * n, 0);
 }
 
-void bench_embedding(int B, int T, int C, int V) {
+// ids < V index a table of `rows` (the padded vocabulary the trainer's wte has).
+void bench_embedding(int B, int T, int C, int V, int rows) {
   const size_t BT = size_t(B) * T;
   auto tokens = id_buffer(BT, V);
-  auto wte = bf16_buffer(size_t(V) * C), wpe = bf16_buffer(size_t(T) * C), dout = bf16_buffer(BT * C);
-  auto dwte = bf16_buffer(size_t(V) * C), dwpe = bf16_buffer(size_t(T) * C);
+  auto wte = bf16_buffer(size_t(rows) * C), wpe = bf16_buffer(size_t(T) * C), dout = bf16_buffer(BT * C);
+  auto dwte = bf16_buffer(size_t(rows) * C), dwpe = bf16_buffer(size_t(T) * C);
   Buffer out(BT * C * 2);
-  const size_t ws_bytes = gpu::embedding_backward_workspace_bytes(B, T, V);
+  const size_t ws_bytes = gpu::embedding_backward_workspace_bytes(B, T, rows);
   Buffer ws(ws_bytes);
   const std::string shape = std::to_string(BT) + "tok x" + std::to_string(C) + " V" + std::to_string(V);
   float ms = median_ms([&](int) {
@@ -438,7 +442,7 @@ void bench_embedding(int B, int T, int C, int V) {
   });
   report("embedding_fwd", shape, ms, 3.0 * BT * C * 2, 0);
   ms = median_ms([&](int) {
-    gpu::embedding_backward(dwte->as<bf16>(), dwpe->as<bf16>(), dout->as<bf16>(), tokens->as<int32_t>(), B, T, C, V,
+    gpu::embedding_backward(dwte->as<bf16>(), dwpe->as<bf16>(), dout->as<bf16>(), tokens->as<int32_t>(), B, T, C, rows,
                             ws.ptr, ws_bytes, nullptr);
   });
   report("embedding_bwd", shape, ms, 0, 0);
@@ -534,10 +538,11 @@ int main(int argc, char** argv) {
     bench_attention(16, 12, 1024, 64);
     bench_attention(4, 16, 4096, 128);
     if (!quick) bench_attention(16, 16, 1024, 64);
-    bench_cross_entropy(8192, 50257);
+    // The shapes the trainer runs: GPT-2's vocabulary padded to 50304 (engine/model/gpt.h).
+    bench_cross_entropy(8192, 50257, 50304);
     bench_adamw(124000000);
     if (!quick) bench_adamw(354000000);
-    bench_embedding(16, 1024, 768, 50257);
+    bench_embedding(16, 1024, 768, 50257, 50304);
     bench_gelu(size_t(16384) * 3072);
     bench_matmul(mm, "qkv_124M", 16384, 768, 2304, false);
     bench_matmul(mm, "fc_gelu_124M", 16384, 768, 3072, true);

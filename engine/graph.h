@@ -63,6 +63,10 @@ struct Node {
 //            cuBLASLt see aligned pointers whatever the sizes before it (a classifier's bias of
 //            n_classes elements). The gaps between parameters are zero and stay zero (nothing writes
 //            them; AdamW leaves a zero parameter with a zero gradient at zero).
+// A parameter may also carry padding rows: the token embedding / LM head of a vocabulary padded to
+// a multiple of 128 (engine/model/gpt.h) has shape [Vp, C], of which the first V rows are real.
+// Only those are in the logical order (numel = V·C); the padding rows live in the storage order
+// only, zero for ever (their gradient is exactly zero: cross_entropy gives padded logits none).
 // scatter_to_storage / gather_from_storage move a host array between the two.
 inline constexpr int64_t kParamAlignment = 64;
 
@@ -75,7 +79,8 @@ struct ParamInfo {
   int layer = -1;            // transformer block index; -1 for embeddings/head/final norm
   float lr_scale = 1.0f;     // layer-wise learning rates multiply into the schedule's rate
   size_t offset = 0;         // element offset in the logical (dense) order: checkpoints, host arrays
-  int64_t numel = 0;         // elements in the logical order
+  int64_t numel = 0;         // elements in the logical order (padding rows excluded)
+  int64_t padded_rows = 0;   // trailing rows of its shape that are padding (engine/model/gpt.h)
   size_t storage = 0;        // element offset in the executor's flat buffers (kParamAlignment-aligned)
   int64_t storage_numel = 0; // elements it spans there (its value's shape)
 };
@@ -83,7 +88,9 @@ struct ParamInfo {
 class Graph {
  public:
   int add_input(const std::string& name, Shape shape, DType dtype);
-  int add_param(const std::string& name, Shape shape, DType dtype, bool weight_decay, int layer);
+  // padded_rows: trailing rows of shape[0] that are padding (not in the logical order, see above).
+  int add_param(const std::string& name, Shape shape, DType dtype, bool weight_decay, int layer,
+                int64_t padded_rows = 0);
   // Appends a forward node; output shapes and dtypes come from the op's inference rule.
   std::vector<int> add(const std::string& op, std::vector<int> in, Attrs attrs = {}, const std::string& name = "");
   // Appends a node whose outputs are partly given: want[k] >= 0 reuses that value (a ParamGrad to
@@ -108,6 +115,13 @@ class Graph {
   int num_forward_nodes = 0;  // nodes [0, num_forward_nodes) are the forward pass
   int loss = -1;              // the scalar autodiff starts from
 };
+
+// A parameter's shape in the logical order: its value's shape without the padding rows.
+inline Shape logical_shape(const Graph& g, const ParamInfo& p) {
+  Shape s = g.values[p.value].shape;
+  if (p.padded_rows) s[0] -= p.padded_rows;
+  return s;
+}
 
 // A host array of parameters (or of anything shaped like them) from the logical order to the
 // storage order and back. scatter writes only the parameters' elements of `storage` (the caller
