@@ -6,9 +6,12 @@
 // around each repetition, median of ≥ 20; inputs rotate over enough copies that one repetition does
 // not find the previous one's data in L2. Attention rows run ferry's kernel and, in a build with
 // cuDNN, cuDNN's fused attention on the same inputs; --attention-choice PATH writes the verdict
-// `--attention auto` reads (kernels/cuda/attention_cudnn.h).
+// `--attention auto` reads (kernels/cuda/attention_choice.h): cuDNN's forward and backward checked
+// against the CPU reference on this card (poisoned workspace, causal and padded, both head dims),
+// and the two backends' times. Speed alone never makes the verdict cuDNN.
 // The embedding backward runs on uniform ids and on real-corpus ids (--tokens: a token shard or a
-// folder of them, default data/corpus from `ferry data prepare`; Zipf ids when there is none).
+// folder of them, default data/corpus from `ferry data prepare`; Zipf ids when there is none), into
+// a table of the padded vocabulary's rows as the trainer's (50304 for GPT-2).
 // Usage: kernels_bench [--json PATH] [--reps N] [--quick] [--attention-choice PATH] [--tokens PATH]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -34,6 +37,7 @@
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
 #if FERRY_WITH_CUDNN
+#include "kernels/cuda/attention_choice.h"
 #include "kernels/cuda/attention_cudnn.h"
 #endif
 
@@ -276,22 +280,131 @@ void bench_attention(int B, int NH, int T, int HS) {
 #endif
 }
 
-void bench_cross_entropy(int N, int V) {
-  const size_t n = size_t(N) * V;
+#if FERRY_WITH_CUDNN
+// cuDNN's attention against the CPU reference (fp64 on the same bf16 inputs), each call in a
+// workspace poisoned with NaN, at the shapes the gpu test checks most: ragged T, key padding, both
+// head dims. Returns "passed" or one line saying what failed, for forward and backward separately.
+struct CudnnCheck {
+  std::string forward = "not run", backward = "not run";
+};
+
+double rel_error(const std::vector<double>& got, const std::vector<double>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    num += (got[i] - ref[i]) * (got[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+std::vector<double> bf16_grid(size_t n, std::mt19937_64& rng, double lo, double hi) {
+  std::uniform_real_distribution<double> d(lo, hi);
+  std::vector<double> v(n);
+  for (auto& x : v) x = ferry::bf16_to_float(ferry::float_to_bf16(static_cast<float>(d(rng))));
+  return v;
+}
+
+template <typename T>
+std::vector<T> download(const Buffer& b, size_t n) {
+  std::vector<T> h(n);
+  FERRY_CUDA_CHECK(cudaDeviceSynchronize());
+  FERRY_CUDA_CHECK(cudaMemcpy(h.data(), b.ptr, n * sizeof(T), cudaMemcpyDeviceToHost));
+  return h;
+}
+
+CudnnCheck check_cudnn_attention(gpu::CudnnAttention& cudnn) {
+  constexpr double kTolerance = 1e-2;  // tests/kernels/cuda_test_util.h: kBf16Tolerance
+  struct Case {
+    int B, T, NH, HS;
+    bool padded;
+  };
+  const Case cases[] = {{2, 128, 2, 64, false}, {1, 77, 3, 64, false}, {3, 77, 2, 128, true}, {1, 333, 1, 128, false}};
+  CudnnCheck r;
+  std::string fwd_fail, bwd_fail;
+  std::mt19937_64 rng(20261126);
+  try {
+    for (const Case& c : cases) {
+      const int C = c.NH * c.HS, BT = c.B * c.T;
+      const std::string where = " at B" + std::to_string(c.B) + "T" + std::to_string(c.T) + "H" +
+                                std::to_string(c.NH) + "D" + std::to_string(c.HS) + (c.padded ? " padded" : "");
+      const auto qkv = bf16_grid(size_t(BT) * 3 * C, rng, -2.0, 2.0), dout = bf16_grid(size_t(BT) * C, rng, -1.0, 1.0);
+      std::vector<int32_t> lengths(c.B);
+      for (int b = 0; b < c.B; ++b) lengths[b] = 1 + static_cast<int>(rng() % c.T);
+      const int32_t* len = c.padded ? lengths.data() : nullptr;
+      std::vector<double> out_ref(size_t(BT) * C), lse_ref(size_t(c.B) * c.NH * c.T), dqkv_ref(qkv.size());
+      ferry::kernels::cpu::attention_forward(out_ref.data(), lse_ref.data(), qkv.data(), len, c.B, c.T, c.NH, c.HS, true);
+      ferry::kernels::cpu::attention_backward(dqkv_ref.data(), dout.data(), qkv.data(), out_ref.data(), lse_ref.data(),
+                                              len, c.B, c.T, c.NH, c.HS, true);
+      auto upload_bf16 = [](const std::vector<double>& x) {
+        std::vector<bf16> h(x.size());
+        for (size_t i = 0; i < x.size(); ++i) h[i] = ferry::float_to_bf16(static_cast<float>(x[i]));
+        auto b = std::make_unique<Buffer>(h.size() * sizeof(bf16));
+        FERRY_CUDA_CHECK(cudaMemcpy(b->ptr, h.data(), b->bytes, cudaMemcpyHostToDevice));
+        return b;
+      };
+      auto d_qkv = upload_bf16(qkv), d_dout = upload_bf16(dout);
+      Buffer d_out(out_ref.size() * 2), d_lse(lse_ref.size() * 4), d_dqkv(qkv.size() * 2), d_len(c.B * 4);
+      FERRY_CUDA_CHECK(cudaMemcpy(d_len.ptr, lengths.data(), d_len.bytes, cudaMemcpyHostToDevice));
+      const int32_t* d_len_ptr = c.padded ? d_len.as<int32_t>() : nullptr;
+      const size_t ws_bytes = std::max(cudnn.forward_workspace_bytes(c.B, c.T, c.NH, c.HS, true, c.padded),
+                                       cudnn.backward_workspace_bytes(c.B, c.T, c.NH, c.HS, true, c.padded));
+      Buffer ws(ws_bytes);
+      for (Buffer* b : {&d_out, &d_lse, &d_dqkv, &ws}) FERRY_CUDA_CHECK(cudaMemset(b->ptr, 0xFF, b->bytes));
+      cudnn.forward(d_out.as<bf16>(), d_lse.as<float>(), d_qkv->as<bf16>(), d_len_ptr, c.B, c.T, c.NH, c.HS, true,
+                    ws.ptr, ws_bytes, nullptr);
+      std::vector<double> out(out_ref.size());
+      const auto out_bf16 = download<bf16>(d_out, out.size());
+      for (size_t i = 0; i < out.size(); ++i) out[i] = ferry::bf16_to_float(out_bf16[i]);
+      const double e_out = rel_error(out, out_ref);
+      if (fwd_fail.empty() && !(e_out <= kTolerance))
+        fwd_fail = "failed: out relative error " + std::to_string(e_out) + where;
+      FERRY_CUDA_CHECK(cudaMemset(ws.ptr, 0xFF, ws.bytes));
+      cudnn.backward(d_dqkv.as<bf16>(), d_dout->as<bf16>(), d_qkv->as<bf16>(), d_out.as<bf16>(), d_lse.as<float>(),
+                     d_len_ptr, c.B, c.T, c.NH, c.HS, true, ws.ptr, ws_bytes, nullptr);
+      const auto dqkv_bf16 = download<bf16>(d_dqkv, qkv.size());
+      for (int which = 0; which < 3; ++which) {
+        std::vector<double> got, ref;
+        for (int i = 0; i < BT; ++i)
+          for (int k = 0; k < C; ++k) {
+            const size_t at = size_t(i) * 3 * C + size_t(which) * C + k;
+            got.push_back(ferry::bf16_to_float(dqkv_bf16[at]));
+            ref.push_back(dqkv_ref[at]);
+          }
+        const double e = rel_error(got, ref);
+        if (bwd_fail.empty() && !(e <= kTolerance))
+          bwd_fail = std::string("failed: d") + "QKV"[which] + " relative error " + std::to_string(e) + where;
+      }
+    }
+    r.forward = fwd_fail.empty() ? gpu::kCheckPassed : fwd_fail;
+    r.backward = bwd_fail.empty() ? gpu::kCheckPassed : bwd_fail;
+  } catch (const std::exception& e) {
+    r.forward = fwd_fail.empty() ? std::string("failed: ") + e.what() : fwd_fail;
+    r.backward = bwd_fail.empty() ? std::string("failed: ") + e.what() : bwd_fail;
+  }
+  return r;
+}
+#endif
+
+// The trainer's shape: V classes in rows of the padded vocabulary (ld = 50304 for GPT-2,
+// engine/model/gpt.h); the padding columns are neither read nor counted in the bytes.
+void bench_cross_entropy(int N, int V, int ld) {
+  const size_t n = size_t(N) * ld;
   auto logits = bf16_buffer(n, -4.0f, 4.0f);
   Buffer dlogits(n * 2), losses(N * 4), mean(16), ws(gpu::cross_entropy_workspace_bytes());
   auto targets = id_buffer(N, V);
-  const std::string shape = dims({N, V});
+  const std::string shape = dims({N, V}) + (ld != V ? " ld" + std::to_string(ld) : "");
+  const double bytes = double(N) * V * 2;
   float ms = median_ms([&](int) {
     gpu::cross_entropy_forward_backward(losses.as<float>(), mean.as<float>(), dlogits.as<bf16>(), logits->as<bf16>(),
-                                        targets->as<int32_t>(), N, V, 1.0f, -1, ws.ptr, ws.bytes, nullptr);
+                                        targets->as<int32_t>(), N, V, ld, 1.0f, -1, ws.ptr, ws.bytes, nullptr);
   });
-  report("cross_entropy_fwd_bwd", shape, ms, 2.0 * n * 2, 0);
+  report("cross_entropy_fwd_bwd", shape, ms, 2.0 * bytes, 0);
   ms = median_ms([&](int) {
     gpu::cross_entropy_forward_backward(losses.as<float>(), mean.as<float>(), nullptr, logits->as<bf16>(),
-                                        targets->as<int32_t>(), N, V, 1.0f, -1, ws.ptr, ws.bytes, nullptr);
+                                        targets->as<int32_t>(), N, V, ld, 1.0f, -1, ws.ptr, ws.bytes, nullptr);
   });
-  report("cross_entropy_fwd", shape, ms, 1.0 * n * 2, 0);
+  report("cross_entropy_fwd", shape, ms, bytes, 0);
 }
 
 void bench_adamw(size_t n) {
@@ -357,13 +470,14 @@ std::vector<int32_t> corpus_ids(size_t n, int V, std::string* source) {
   return ids;
 }
 
-void bench_embedding(int B, int T, int C, int V) {
+// ids < V index a table of `rows` (the padded vocabulary the trainer's wte has).
+void bench_embedding(int B, int T, int C, int V, int rows) {
   const size_t BT = size_t(B) * T;
   auto tokens = id_buffer(BT, V);
-  auto wte = bf16_buffer(size_t(V) * C), wpe = bf16_buffer(size_t(T) * C), dout = bf16_buffer(BT * C);
-  auto dwte = bf16_buffer(size_t(V) * C), dwpe = bf16_buffer(size_t(T) * C);
+  auto wte = bf16_buffer(size_t(rows) * C), wpe = bf16_buffer(size_t(T) * C), dout = bf16_buffer(BT * C);
+  auto dwte = bf16_buffer(size_t(rows) * C), dwpe = bf16_buffer(size_t(T) * C);
   Buffer out(BT * C * 2);
-  const size_t ws_bytes = gpu::embedding_backward_workspace_bytes(B, T, C, V);
+  const size_t ws_bytes = gpu::embedding_backward_workspace_bytes(B, T, C, rows);
   Buffer ws(ws_bytes);
   const std::string shape = std::to_string(BT) + "tok x" + std::to_string(C) + " V" + std::to_string(V);
   float ms = median_ms([&](int) {
@@ -371,7 +485,7 @@ void bench_embedding(int B, int T, int C, int V) {
   });
   report("embedding_fwd", shape, ms, 3.0 * BT * C * 2, 0);
   ms = median_ms([&](int) {
-    gpu::embedding_backward(dwte->as<bf16>(), dwpe->as<bf16>(), dout->as<bf16>(), tokens->as<int32_t>(), B, T, C, V,
+    gpu::embedding_backward(dwte->as<bf16>(), dwpe->as<bf16>(), dout->as<bf16>(), tokens->as<int32_t>(), B, T, C, rows,
                             ws.ptr, ws_bytes, nullptr);
   });
   report("embedding_bwd_uniform_ids", shape, ms, 0, 0);
@@ -389,7 +503,7 @@ void bench_embedding(int B, int T, int C, int V) {
   Buffer real(BT * sizeof(int32_t));
   FERRY_CUDA_CHECK(cudaMemcpy(real.ptr, ids.data(), BT * sizeof(int32_t), cudaMemcpyHostToDevice));
   ms = median_ms([&](int) {
-    gpu::embedding_backward(dwte->as<bf16>(), dwpe->as<bf16>(), dout->as<bf16>(), real.as<int32_t>(), B, T, C, V,
+    gpu::embedding_backward(dwte->as<bf16>(), dwpe->as<bf16>(), dout->as<bf16>(), real.as<int32_t>(), B, T, C, rows,
                             ws.ptr, ws_bytes, nullptr);
   });
   report(source.rfind("corpus", 0) == 0 ? "embedding_bwd_corpus_ids" : "embedding_bwd_zipf_ids", shape, ms, 0, 0);
@@ -487,10 +601,11 @@ int main(int argc, char** argv) {
     bench_attention(16, 12, 1024, 64);
     bench_attention(4, 16, 4096, 128);
     if (!quick) bench_attention(16, 16, 1024, 64);
-    bench_cross_entropy(8192, 50257);
+    // The shapes the trainer runs: GPT-2's vocabulary padded to 50304 (engine/model/gpt.h).
+    bench_cross_entropy(8192, 50257, 50304);
     bench_adamw(124000000);
     if (!quick) bench_adamw(354000000);
-    bench_embedding(16, 1024, 768, 50257);
+    bench_embedding(16, 1024, 768, 50257, 50304);
     bench_gelu(size_t(16384) * 3072);
     bench_matmul(mm, "qkv_124M", 16384, 768, 2304, false);
     bench_matmul(mm, "fc_gelu_124M", 16384, 768, 3072, true);
@@ -504,13 +619,26 @@ int main(int argc, char** argv) {
   }
   if (json) write_json(json, prop);
 #if FERRY_WITH_CUDNN
-  // The verdict needs both backends measured at every attention shape of this run.
-  if (attention_choice && g_attention_ferry_ms > 0) {
-    const double cudnn_ms = g_attention_cudnn_failed ? 0.0 : g_attention_cudnn_ms;
-    gpu::write_attention_choice(attention_choice, prop.name, gpu::cudnn_runtime_version(), g_attention_ferry_ms,
-                                cudnn_ms);
-    std::printf("attention verdict (fwd+bwd, all shapes): ferry %.3f ms, cuDNN %.3f ms -> %s\n", g_attention_ferry_ms,
-                cudnn_ms, cudnn_ms > 0 && cudnn_ms < g_attention_ferry_ms ? "cudnn" : "ferry");
+  // The verdict: cuDNN checked against the reference on this card (forward and backward), then
+  // both backends measured at every attention shape of this run.
+  if (attention_choice) {
+    gpu::AttentionVerdict v;
+    v.device = prop.name;
+    v.cudnn_version = gpu::cudnn_runtime_version();
+    v.ferry_ms = g_attention_ferry_ms;
+    v.cudnn_ms = g_attention_cudnn_failed ? 0.0 : g_attention_cudnn_ms;
+    if (g_cudnn) {
+      const CudnnCheck check = check_cudnn_attention(*g_cudnn);
+      v.forward_check = check.forward;
+      v.backward_check = check.backward;
+    } else {
+      v.forward_check = v.backward_check = "not run: " + gpu::cudnn_attention_unsupported_reason(0, true);
+    }
+    gpu::write_attention_choice(attention_choice, v);
+    std::printf("attention verdict: cuDNN forward check %s, backward check %s; fwd+bwd over all shapes ferry %.3f ms, "
+                "cuDNN %.3f ms -> %s\n",
+                v.forward_check.c_str(), v.backward_check.c_str(), v.ferry_ms, v.cudnn_ms,
+                gpu::attention_backend_name(gpu::read_attention_choice(attention_choice, v.device, v.cudnn_version)));
   }
   g_cudnn.reset();  // while the CUDA context still exists
 #endif

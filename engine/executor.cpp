@@ -3,6 +3,7 @@
 
 #include "engine/error.h"
 #include "engine/op.h"
+#include "kernels/dtype.h"
 
 namespace ferry {
 
@@ -36,10 +37,10 @@ Tensor Executor::tensor(int value) const {
   t.device = backend_.device();
   switch (v.role) {
     case ValueRole::Param:
-      t.data = static_cast<char*>(params_.data()) + g_.params[v.param].offset * dtype_size(param_dtype_);
+      t.data = static_cast<char*>(params_.data()) + g_.params[v.param].storage * dtype_size(param_dtype_);
       break;
     case ValueRole::ParamGrad:
-      t.data = static_cast<char*>(grads_.data()) + g_.params[v.param].offset * dtype_size(param_dtype_);
+      t.data = static_cast<char*>(grads_.data()) + g_.params[v.param].storage * dtype_size(param_dtype_);
       break;
     default:
       FERRY_CHECK(plan_.offset[value] >= 0, "value ", v.name, " has no memory");
@@ -81,9 +82,68 @@ void Executor::zero_grads() {
 }
 
 Tensor Executor::params() const {
-  return Tensor{params_.data(), {g_.param_count()}, param_dtype_, backend_.device()};
+  return Tensor{params_.data(), {g_.storage_size()}, param_dtype_, backend_.device()};
 }
-Tensor Executor::grads() const { return Tensor{grads_.data(), {g_.param_count()}, param_dtype_, backend_.device()}; }
+Tensor Executor::grads() const { return Tensor{grads_.data(), {g_.storage_size()}, param_dtype_, backend_.device()}; }
+
+void Executor::set_parameters(const std::vector<float>& logical) {
+  FERRY_CHECK(logical.size() == static_cast<size_t>(g_.param_count()), "set_parameters: ", logical.size(),
+              " values for ", g_.param_count(), " parameters");
+  const size_t n = static_cast<size_t>(g_.storage_size());
+  switch (param_dtype_) {
+    case DType::F32: {
+      std::vector<float> storage(n, 0.0f);
+      scatter_to_storage(g_, logical.data(), storage.data());
+      backend_.upload(params_.data(), storage.data(), n * sizeof(float));
+      break;
+    }
+    case DType::F64: {
+      std::vector<double> storage(n, 0.0), wide(logical.begin(), logical.end());
+      scatter_to_storage(g_, wide.data(), storage.data());
+      backend_.upload(params_.data(), storage.data(), n * sizeof(double));
+      break;
+    }
+    case DType::BF16: {  // a device's working copy: rounded once, to nearest even
+      std::vector<bf16> storage(n, float_to_bf16(0.0f)), rounded(logical.size());
+      for (size_t i = 0; i < logical.size(); ++i) rounded[i] = float_to_bf16(logical[i]);
+      scatter_to_storage(g_, rounded.data(), storage.data());
+      backend_.upload(params_.data(), storage.data(), n * sizeof(bf16));
+      break;
+    }
+    default:
+      FERRY_CHECK(false, "parameters in ", dtype_name(param_dtype_));
+  }
+}
+
+std::vector<float> Executor::parameters() const {
+  const size_t n = static_cast<size_t>(g_.storage_size());
+  std::vector<float> logical(static_cast<size_t>(g_.param_count()));
+  switch (param_dtype_) {
+    case DType::F32: {
+      std::vector<float> storage(n);
+      backend_.download(storage.data(), params_.data(), n * sizeof(float));
+      gather_from_storage(g_, storage.data(), logical.data());
+      break;
+    }
+    case DType::F64: {
+      std::vector<double> storage(n), wide(logical.size());
+      backend_.download(storage.data(), params_.data(), n * sizeof(double));
+      gather_from_storage(g_, storage.data(), wide.data());
+      std::copy(wide.begin(), wide.end(), logical.begin());
+      break;
+    }
+    case DType::BF16: {
+      std::vector<bf16> storage(n), narrow(logical.size());
+      backend_.download(storage.data(), params_.data(), n * sizeof(bf16));
+      gather_from_storage(g_, storage.data(), narrow.data());
+      for (size_t i = 0; i < narrow.size(); ++i) logical[i] = bf16_to_float(narrow[i]);
+      break;
+    }
+    default:
+      FERRY_CHECK(false, "parameters in ", dtype_name(param_dtype_));
+  }
+  return logical;
+}
 
 void Executor::run_nodes(int begin, int end, bool training) {
   for (int i = begin; i < end; ++i) {

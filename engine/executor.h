@@ -1,8 +1,9 @@
 // engine/executor.h — runs a planned graph on a backend.
 //
 // Owns the memory of one step: the activation arena (one allocation, offsets from the planner), the
-// flat parameter buffer and the flat gradient buffer (ParamInfo::offset indexes both). Before
-// allocating anything it checks that the whole step fits the backend, and refuses with the figure.
+// flat parameter buffer and the flat gradient buffer (ParamInfo::storage indexes both: the aligned
+// storage order of graph.h, gaps zero). Before allocating anything it checks that the whole step
+// fits the backend, and refuses with the figure.
 #pragma once
 #include <functional>
 #include <vector>
@@ -32,9 +33,14 @@ class Executor {
   void backward();              // the backward nodes
   void zero_grads();
 
-  // Whole flat buffers, in the graph's parameter dtype.
+  // Whole flat buffers, in the graph's parameter dtype and the storage order (Graph::storage_size
+  // elements).
   Tensor params() const;
   Tensor grads() const;
+  // The parameters from/to a host array in the logical order (what checkpoints hold), converted
+  // to/from the graph's parameter dtype (bf16 rounded to nearest even); the gaps stay zero.
+  void set_parameters(const std::vector<float>& logical);
+  std::vector<float> parameters() const;
 
   // Runs after every node (data parallelism reduces a gradient bucket as soon as backward has
   // written the last contribution to it). Empty: nothing runs.

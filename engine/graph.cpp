@@ -8,6 +8,15 @@
 
 namespace ferry {
 
+namespace {
+
+size_t align_storage(size_t elements) {
+  constexpr size_t a = static_cast<size_t>(kParamAlignment);
+  return (elements + a - 1) / a * a;
+}
+
+}  // namespace
+
 int Graph::add_input(const std::string& name, Shape shape, DType dtype) {
   Value v;
   v.name = name;
@@ -18,8 +27,11 @@ int Graph::add_input(const std::string& name, Shape shape, DType dtype) {
   return static_cast<int>(values.size()) - 1;
 }
 
-int Graph::add_param(const std::string& name, Shape shape, DType dtype, bool weight_decay, int layer) {
+int Graph::add_param(const std::string& name, Shape shape, DType dtype, bool weight_decay, int layer,
+                     int64_t padded_rows) {
   FERRY_CHECK(param_index(name) < 0, "duplicate parameter ", name);
+  FERRY_CHECK(padded_rows == 0 || (!shape.empty() && padded_rows > 0 && padded_rows <= shape[0]),
+              "parameter ", name, ": ", padded_rows, " padding rows");
   Value v;
   v.name = name;
   v.shape = std::move(shape);
@@ -33,8 +45,12 @@ int Graph::add_param(const std::string& name, Shape shape, DType dtype, bool wei
   p.value = static_cast<int>(values.size()) - 1;
   p.weight_decay = weight_decay;
   p.layer = layer;
-  p.numel = numel(values.back().shape);
+  p.storage_numel = numel(values.back().shape);
+  p.padded_rows = padded_rows;
+  p.numel = padded_rows ? p.storage_numel / values.back().shape[0] * (values.back().shape[0] - padded_rows)
+                        : p.storage_numel;
   p.offset = params.empty() ? 0 : params.back().offset + static_cast<size_t>(params.back().numel);
+  p.storage = params.empty() ? 0 : align_storage(params.back().storage + static_cast<size_t>(params.back().storage_numel));
   params.push_back(p);
   return p.value;
 }
@@ -110,6 +126,11 @@ int64_t Graph::param_count() const {
   int64_t n = 0;
   for (const auto& p : params) n += p.numel;
   return n;
+}
+
+int64_t Graph::storage_size() const {
+  if (params.empty()) return 0;
+  return static_cast<int64_t>(align_storage(params.back().storage + static_cast<size_t>(params.back().storage_numel)));
 }
 
 std::string Graph::describe() const {

@@ -11,6 +11,7 @@
 //   Activation  everything else; lives in the planner's arena; kernels WRITE it
 //   Output      an activation read by the host after the step (the loss); kept to the end
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -54,6 +55,21 @@ struct Node {
   bool backward = false;
 };
 
+// Two layouts of the parameters (and of everything shaped like them: gradients, AdamW's moments):
+//   logical  dense, in declaration order: ParamInfo::offset, numel elements each. What checkpoints,
+//            model files and every host array of parameters hold, whatever the device or layout.
+//   storage  the executor's flat buffers: each parameter starts at ParamInfo::storage, a multiple
+//            of kParamAlignment elements (128 bytes in bf16, 256 in fp32), so that vector loads and
+//            cuBLASLt see aligned pointers whatever the sizes before it (a classifier's bias of
+//            n_classes elements). The gaps between parameters are zero and stay zero (nothing writes
+//            them; AdamW leaves a zero parameter with a zero gradient at zero).
+// A parameter may also carry padding rows: the token embedding / LM head of a vocabulary padded to
+// a multiple of 128 (engine/model/gpt.h) has shape [Vp, C], of which the first V rows are real.
+// Only those are in the logical order (numel = V·C); the padding rows live in the storage order
+// only, zero for ever (their gradient is exactly zero: cross_entropy gives padded logits none).
+// scatter_to_storage / gather_from_storage move a host array between the two.
+inline constexpr int64_t kParamAlignment = 64;
+
 struct ParamInfo {
   std::string name;
   int value = -1;
@@ -62,14 +78,19 @@ struct ParamInfo {
   bool weight_decay = true;  // GPT-2 convention: matrices decay, biases and norms do not
   int layer = -1;            // transformer block index; -1 for embeddings/head/final norm
   float lr_scale = 1.0f;     // layer-wise learning rates multiply into the schedule's rate
-  size_t offset = 0;         // element offset in the flat parameter (and gradient) buffer
-  int64_t numel = 0;
+  size_t offset = 0;         // element offset in the logical (dense) order: checkpoints, host arrays
+  int64_t numel = 0;         // elements in the logical order (padding rows excluded)
+  int64_t padded_rows = 0;   // trailing rows of its shape that are padding (engine/model/gpt.h)
+  size_t storage = 0;        // element offset in the executor's flat buffers (kParamAlignment-aligned)
+  int64_t storage_numel = 0; // elements it spans there (its value's shape)
 };
 
 class Graph {
  public:
   int add_input(const std::string& name, Shape shape, DType dtype);
-  int add_param(const std::string& name, Shape shape, DType dtype, bool weight_decay, int layer);
+  // padded_rows: trailing rows of shape[0] that are padding (not in the logical order, see above).
+  int add_param(const std::string& name, Shape shape, DType dtype, bool weight_decay, int layer,
+                int64_t padded_rows = 0);
   // Appends a forward node; output shapes and dtypes come from the op's inference rule.
   std::vector<int> add(const std::string& op, std::vector<int> in, Attrs attrs = {}, const std::string& name = "");
   // Appends a node whose outputs are partly given: want[k] >= 0 reuses that value (a ParamGrad to
@@ -84,7 +105,8 @@ class Graph {
   // graph rewrites can rebuild a node under the same name.
   std::string node_name(const Node& n) const;
   int param_index(const std::string& name) const;  // -1 when absent
-  int64_t param_count() const;                     // elements over all parameters
+  int64_t param_count() const;                     // elements over all parameters (the logical order's size)
+  int64_t storage_size() const;                    // elements of the flat buffers (gaps included)
   std::string describe() const;                    // one line per node, for debugging
 
   std::vector<Value> values;
@@ -93,5 +115,26 @@ class Graph {
   int num_forward_nodes = 0;  // nodes [0, num_forward_nodes) are the forward pass
   int loss = -1;              // the scalar autodiff starts from
 };
+
+// A parameter's shape in the logical order: its value's shape without the padding rows.
+inline Shape logical_shape(const Graph& g, const ParamInfo& p) {
+  Shape s = g.values[p.value].shape;
+  if (p.padded_rows) s[0] -= p.padded_rows;
+  return s;
+}
+
+// A host array of parameters (or of anything shaped like them) from the logical order to the
+// storage order and back. scatter writes only the parameters' elements of `storage` (the caller
+// provides a zeroed buffer of storage_size()); gather writes all of `logical` (param_count()).
+template <typename T>
+void scatter_to_storage(const Graph& g, const T* logical, T* storage) {
+  for (const ParamInfo& p : g.params)
+    std::copy(logical + p.offset, logical + p.offset + p.numel, storage + p.storage);
+}
+template <typename T>
+void gather_from_storage(const Graph& g, const T* storage, T* logical) {
+  for (const ParamInfo& p : g.params)
+    std::copy(storage + p.storage, storage + p.storage + p.numel, logical + p.offset);
+}
 
 }  // namespace ferry

@@ -41,11 +41,14 @@ MemoryPlan plan_memory(const Graph& g, size_t alignment) {
       const bool whole_step = val.role == ValueRole::Input || val.role == ValueRole::Output;
       plan.live[v].first = val.role == ValueRole::Input ? 0 : val.producer;
       plan.live[v].last = whole_step ? nn : plan.live[v].first;
-    } else if (val.role == ValueRole::Param) {
-      plan.param_bytes += val.nbytes();
-    } else if (val.role == ValueRole::ParamGrad) {
-      plan.grad_bytes += val.nbytes();
     }
+  }
+  // The flat buffers hold every parameter at its aligned storage offset (graph.h), gaps included.
+  if (!g.params.empty()) {
+    const size_t elem = dtype_size(g.values[g.params[0].value].dtype);
+    plan.param_bytes = static_cast<size_t>(g.storage_size()) * elem;
+    for (const Value& val : g.values)
+      if (val.role == ValueRole::ParamGrad) plan.grad_bytes = plan.param_bytes;
   }
   for (int i = 0; i < nn; ++i)
     for (int v : g.nodes[i].in)

@@ -28,10 +28,12 @@ struct MemoryPlan {
   std::vector<int> buffer_of;       // per value: in-place group id (-1 outside the arena)
   size_t arena_bytes = 0;           // the planned peak
   size_t unshared_bytes = 0;        // sum of all arena values' sizes (what no planning would cost)
-  size_t param_bytes = 0;           // flat parameter buffer
-  size_t grad_bytes = 0;            // flat gradient buffer
+  size_t param_bytes = 0;           // flat parameter buffer (Graph::storage_size elements)
+  size_t grad_bytes = 0;            // flat gradient buffer (the same, once autodiff made gradients)
 };
 
+// alignment: of every arena offset (and size); 256 bytes, so every activation starts where
+// 128-byte vector and tensor-core loads want it, as the flat parameter buffers do (graph.h).
 MemoryPlan plan_memory(const Graph& g, size_t alignment = 256);
 
 // Throws InternalError naming the two values if any pair that is live at the same time overlaps in

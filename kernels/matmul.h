@@ -32,6 +32,12 @@ typedef CUstream_st* cudaStream_t;
 
 namespace ferry::kernels::cuda {
 
+// The alignment cuBLASLt may assume for an operand at `p` with leading dimension `ld` (elements of
+// `elem_bytes`): the largest power of two, at most 256, dividing both the address and the row
+// pitch in bytes. Matmul hands it to cuBLASLt (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*_BYTES; the
+// default assumes 256) and keys its algorithm cache on it.
+uint32_t matmul_operand_alignment(const void* p, int64_t ld, size_t elem_bytes);
+
 // Dense layers through cuBLASLt: bf16 in/out, fp32 accumulation, same contract and layouts as the
 // CPU reference. One object per device owns the cuBLASLt handle, one workspace reused by every call
 // and the bias-gradient partials (RAII: freed with the object). Not thread-safe; one stream at a time.

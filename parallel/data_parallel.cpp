@@ -15,12 +15,14 @@ GradientBuckets::GradientBuckets(const Graph& g, int n_params, size_t bucket_ele
     for (int v : g.nodes[i].out)
       if (v >= 0 && g.values[v].role == ValueRole::ParamGrad && g.values[v].param < n_params)
         last_writer[g.values[v].param] = i;
+  // Ranges of the storage order (engine/graph.h): a bucket spans the alignment gaps between its
+  // parameters (zeros on every rank, so summing them changes nothing).
   for (int p = 0; p < n_params; ++p) {
     const ParamInfo& info = g.params[p];
-    if (buckets_.empty() || buckets_.back().size >= bucket_elems) buckets_.push_back({info.offset, 0, -1, false});
+    if (buckets_.empty() || buckets_.back().size >= bucket_elems) buckets_.push_back({info.storage, 0, -1, false});
     Bucket& b = buckets_.back();
-    FERRY_CHECK(b.begin + b.size == info.offset, "parameters are not contiguous");
-    b.size += static_cast<size_t>(info.numel);
+    FERRY_CHECK(b.begin + b.size <= info.storage, "parameters out of storage order");
+    b.size = info.storage + static_cast<size_t>(info.storage_numel) - b.begin;
     b.last_writer = std::max(b.last_writer, last_writer[p]);
   }
 }

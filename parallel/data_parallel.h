@@ -2,8 +2,8 @@
 // the global batch, and the gradients are summed over the DP group in buckets as backward produces
 // them.
 //
-// A bucket is a range of the flat gradient buffer (about `bucket_elems` elements, cut at parameter
-// boundaries). Backward walks the layers in reverse and parameters are laid out forward, so the
+// A bucket is a range of the flat gradient buffer in its storage order (about `bucket_elems`
+// elements, cut at parameter boundaries, alignment gaps included). Backward walks the layers in reverse and parameters are laid out forward, so the
 // buckets at the end of the buffer are complete first. The executor calls on_node() after every
 // node of the last micro-batch's backward; when the node that writes the last contribution to a
 // bucket has run, the bucket is all-reduced at once, while the rest of backward is still to come

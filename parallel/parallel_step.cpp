@@ -83,7 +83,12 @@ ParallelGptStep::ParallelGptStep(const GptConfig& model, int batch, int seq_len,
     o.owner = o.owner && first_stage[src] == coord_.pp;
     origins_.push_back(std::move(o));
     if (stages_using[src] > 1) tied_params_.push_back(k);
-    n_local_ += static_cast<size_t>(graph_.params[k].numel);
+  }
+  // The model parameters' share of the executor's flat buffers (storage order, engine/graph.h);
+  // received pipeline activations (parameters n_model_params_ on) come after them.
+  if (n_model_params_ > 0) {
+    const ParamInfo& last = graph_.params[n_model_params_ - 1];
+    n_local_ = last.storage + static_cast<size_t>(last.storage_numel);
   }
   for (int p = 0; p < static_cast<int>(tpg.graph.params.size()); ++p) any_tied = any_tied || stages_using[p] > 1;
   if (any_tied) {
@@ -143,7 +148,7 @@ std::vector<float> ParallelGptStep::received_grads() const {
   std::vector<float> out;
   for (int v : recv_) {
     const ParamInfo& p = graph_.params[graph_.values[v].param];
-    out.insert(out.end(), grads_ptr() + p.offset, grads_ptr() + p.offset + p.numel);
+    out.insert(out.end(), grads_ptr() + p.storage, grads_ptr() + p.storage + p.numel);
   }
   return out;
 }
@@ -180,7 +185,7 @@ std::vector<float> ParallelGptStep::backward_micro(const std::vector<float>& dgr
     write_received(f.received);  // later forwards overwrote them; backward reads its inputs
     for (int v : recv_) {
       const ParamInfo& p = graph_.params[graph_.values[v].param];
-      std::memset(grads_ptr() + p.offset, 0, static_cast<size_t>(p.numel) * sizeof(float));
+      std::memset(grads_ptr() + p.storage, 0, static_cast<size_t>(p.numel) * sizeof(float));
     }
   }
   size_t at = 0;
@@ -287,7 +292,7 @@ void ParallelGptStep::reduce_and_update(float lr, StepResult& r) {
   auto tie = [&] {
     for (int k : tied_params_) {
       const ParamInfo& p = graph_.params[k];
-      tie_->all_reduce(grads + p.offset, static_cast<size_t>(p.numel), DType::f32, ReduceOp::sum);
+      tie_->all_reduce(grads + p.storage, static_cast<size_t>(p.numel), DType::f32, ReduceOp::sum);
     }
   };
   const int dp = grid_.shape().dp;
@@ -352,7 +357,7 @@ void ParallelGptStep::gather_full(const std::vector<float>& local, std::vector<f
   if (coord_.dp == 0)
     for (int k = 0; k < n_model_params_; ++k) {
       if (!origins_[k].owner) continue;
-      const size_t base = graph_.params[k].offset;
+      const size_t base = graph_.params[k].storage;
       for (const ParamRun& run : origins_[k].runs)
         std::memcpy(full.data() + run.full, local.data() + base + run.local, run.count * sizeof(float));
     }
@@ -372,7 +377,7 @@ void ParallelGptStep::set_parameters(const std::vector<float>& flat) {
   float* params = params_ptr();
   for (int k = 0; k < n_model_params_; ++k)
     for (const ParamRun& run : origins_[k].runs)
-      std::memcpy(params + graph_.params[k].offset + run.local, flat.data() + run.full, run.count * sizeof(float));
+      std::memcpy(params + graph_.params[k].storage + run.local, flat.data() + run.full, run.count * sizeof(float));
 }
 
 OptimizerState ParallelGptStep::optimizer_state() const {
@@ -403,7 +408,7 @@ void ParallelGptStep::set_optimizer_state(const OptimizerState& s) {
     std::vector<float> local(std::max(n_local_, shard.end), 0.0f);
     for (int k = 0; k < n_model_params_; ++k)
       for (const ParamRun& run : origins_[k].runs)
-        std::memcpy(local.data() + graph_.params[k].offset + run.local, full.data() + run.full, run.count * sizeof(float));
+        std::memcpy(local.data() + graph_.params[k].storage + run.local, full.data() + run.full, run.count * sizeof(float));
     moments.assign(local.begin() + static_cast<std::ptrdiff_t>(shard.begin),
                    local.begin() + static_cast<std::ptrdiff_t>(shard.end));
   };

@@ -99,7 +99,7 @@ PipelineStage cut_pipeline_stage(const Graph& src, const std::vector<int>& node_
     const ParamInfo& p = src.params[k];
     if (!used.count(p.value)) continue;
     const Value& v = src.values[p.value];
-    map[p.value] = g.add_param(p.name, v.shape, v.dtype, p.weight_decay, p.layer);
+    map[p.value] = g.add_param(p.name, v.shape, v.dtype, p.weight_decay, p.layer, p.padded_rows);
     g.params.back().trainable = p.trainable;
     g.params.back().lr_scale = p.lr_scale;
     st.param_source.push_back(static_cast<int>(k));

@@ -17,12 +17,9 @@ namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
-// Megatron's rule: the vocabulary padded to a multiple of 128·tp, so every shard is whole and aligned.
-int padded_vocab(int v, int tp) {
-  if (tp == 1) return v;
-  const int m = 128 * tp;
-  return (v + m - 1) / m * m;
-}
+// The vocabulary rows the engine's graphs hold over all TP ranks: padded to a multiple of 128 in one
+// process (engine/model/gpt.h), ⌈V/tp⌉ rounded up to 8 rows per rank under TP (tensor_parallel.h).
+int padded_vocab(int v, int tp) { return tp == 1 ? padded_vocab_size(v) : vocab_shard_rows(v, tp) * tp; }
 
 double ring_all_reduce_s(int n, double bytes, double bw_gbs, double alpha_us) {
   if (n <= 1) return 0;
@@ -56,10 +53,11 @@ std::vector<StageGraph> stage_graphs(const GptConfig& m, int tp, int pp, int bat
   return out;
 }
 
+// Elements the device holds (and multiplies) for the model's parameters: padding rows included.
 int64_t param_elements(const Graph& g, int n, const char* only = nullptr) {
   int64_t e = 0;
   for (int k = 0; k < n; ++k)
-    if (!only || g.params[k].name == only) e += g.params[k].numel;
+    if (!only || g.params[k].name == only) e += g.params[k].storage_numel;
   return e;
 }
 
@@ -79,7 +77,7 @@ Plan plan_layout(const PlanRequest& req) {
   const int T = req.seq_len ? req.seq_len : m.max_seq_len;
   if (T > m.max_seq_len) user_error("--seq-len ", T, " exceeds the model's ", m.max_seq_len, " positions");
   Plan p;
-  p.vocab_padded = m.vocab_size = padded_vocab(m.vocab_size, req.tp);
+  p.vocab_padded = padded_vocab(m.vocab_size, req.tp);  // the graphs below pad the real vocabulary themselves
   check_tensor_parallel(m, req.tp);
   const auto layers = stage_layers(m.n_layer, req.pp);
   const int B = req.micro_batch, K = req.grad_accum;

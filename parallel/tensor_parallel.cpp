@@ -1,6 +1,7 @@
 // parallel/tensor_parallel.cpp — the rewrite (see tensor_parallel.h for the layout it produces).
 #include "parallel/tensor_parallel.h"
 
+#include <algorithm>
 #include <mutex>
 
 #include "engine/error.h"
@@ -36,8 +37,11 @@ ParamSplit split_of(const std::string& name) {
 void check_tensor_parallel(const GptConfig& c, int t) {
   if (t < 1) user_error("--tp ", t, ": must be at least 1");
   if (c.n_head % t != 0) user_error("--tp ", t, ": model.n_head (", c.n_head, ") must be divisible by it");
-  if (c.vocab_size % t != 0)
-    user_error("--tp ", t, ": model.vocab_size (", c.vocab_size, ") must be divisible by it (pad the vocabulary)");
+}
+
+int vocab_shard_rows(int vocab_size, int t) {
+  const int rows = (vocab_size + t - 1) / t;
+  return (rows + kVocabShardAlign - 1) / kVocabShardAlign * kVocabShardAlign;
 }
 
 TensorParallelGraph tensor_parallel_rewrite(const Graph& src, const GptConfig& c, int r, int t, int group) {
@@ -46,7 +50,10 @@ TensorParallelGraph tensor_parallel_rewrite(const Graph& src, const GptConfig& c
   TensorParallelGraph out;
   Graph& g = out.graph;
   auto& map = out.value_map;
-  const double vocab_start = double(c.vocab_size / t) * r;
+  const int shard_rows = vocab_shard_rows(c.vocab_size, t);
+  // This rank's real vocabulary rows (the last ranks may hold fewer, or none: only padding).
+  const int real_rows = std::clamp(c.vocab_size - r * shard_rows, 0, shard_rows);
+  const double vocab_start = double(shard_rows) * r;
 
   // Parameters first, in the source order, each with the runs of the full buffer it holds.
   for (const ParamInfo& p : src.params) {
@@ -60,15 +67,19 @@ TensorParallelGraph tensor_parallel_rewrite(const Graph& src, const GptConfig& c
     ParamOrigin o;
     o.owner = s.split != Split::replicated || r == 0;
     const size_t cols = shape.size() > 1 ? static_cast<size_t>(shape[1]) : 1;
+    int64_t padded_rows = 0;
     switch (s.split) {
       case Split::replicated:
       case Split::rank0_only:
+        FERRY_CHECK(p.padded_rows == 0, p.name, ": a replicated parameter with padding rows");
         o.runs.push_back({0, p.offset, static_cast<size_t>(p.numel)});
         break;
       case Split::vocab_rows: {
-        const size_t rows = static_cast<size_t>(shape[0]) / t;
-        shape[0] = static_cast<int64_t>(rows);
-        o.runs.push_back({0, p.offset + r * rows * cols, rows * cols});
+        // Rows [r·R, (r+1)·R) of the vocabulary, those at or beyond vocab_size padding (the
+        // single-process graph's own padding, padded_vocab_size, plays no part here).
+        shape[0] = shard_rows;
+        padded_rows = shard_rows - real_rows;
+        if (real_rows > 0) o.runs.push_back({0, p.offset + size_t(r) * shard_rows * cols, size_t(real_rows) * cols});
         break;
       }
       case Split::column: {
@@ -88,7 +99,7 @@ TensorParallelGraph tensor_parallel_rewrite(const Graph& src, const GptConfig& c
         break;
       }
     }
-    const int nv = g.add_param(p.name, shape, v.dtype, p.weight_decay, p.layer);
+    const int nv = g.add_param(p.name, shape, v.dtype, p.weight_decay, p.layer, padded_rows);
     ParamInfo& np = g.params.back();
     np.trainable = p.trainable;
     np.lr_scale = p.lr_scale;

@@ -8,10 +8,13 @@
 //              backward) joins the partial sums; the bias lives on TP rank 0 only (added once)
 //   mlp.fc     column-parallel (rows [r·4C/t, …)), input through tp_copy
 //   mlp.proj   row-parallel, as attn.proj
-//   embedding  vocabulary-parallel: rank r holds rows [r·V/t, (r+1)·V/t) of wte, looks up the tokens
-//              in its range (zero elsewhere), rank 0 adds the positions; tp_reduce joins them
-//   lm_head    the (tied) vocabulary shard times the tp_copy of the final norm: logits [.., V/t]
-//   loss       vocab_parallel_cross_entropy: max and exp-sums all-reduced over the group
+//   embedding  vocabulary-parallel: rank r holds rows [r·R, (r+1)·R) of wte (R = vocab_shard_rows:
+//              ⌈V/t⌉ rounded up to a multiple of 8, so any vocabulary splits; rows at or beyond V are
+//              padding, as in the single-process graph), looks up the tokens in its range (zero
+//              elsewhere), rank 0 adds the positions; tp_reduce joins them
+//   lm_head    the (tied) vocabulary shard times the tp_copy of the final norm: logits [.., R]
+//   loss       vocab_parallel_cross_entropy over the shard's real columns: max and exp-sums
+//              all-reduced over the group; padding columns get a zero gradient
 // Layernorms stay replicated (their gradients are equal on every TP rank, since every gradient
 // that reaches them went through a tp_copy all-reduce).
 // The conjugate collectives are graph nodes (parallel/tensor_parallel_ops.cpp), registered here.
@@ -33,8 +36,13 @@ struct TensorParallelGraph {
   std::map<int, int> value_map;      // source value id → rewritten value id
 };
 
-// Throws UserError naming model.n_head / vocab_size / --tp when the model cannot be split t ways.
+// Throws UserError naming model.n_head / --tp when the model cannot be split t ways.
 void check_tensor_parallel(const GptConfig& c, int t);
+
+// Vocabulary rows per TP rank: ⌈vocab_size / t⌉ rounded up to kVocabShardAlign, so that each
+// shard's logits rows are 16-byte multiples in bf16 (cuBLASLt's leading-dimension alignment).
+inline constexpr int kVocabShardAlign = 8;
+int vocab_shard_rows(int vocab_size, int t);
 
 // `source`: a forward GPT graph from build_gpt. group: the collective group of the TP ranks
 // (collective_groups.h; any number when the graph is only planned).

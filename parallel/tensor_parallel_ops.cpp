@@ -7,8 +7,9 @@
 //   vocab_parallel_embedding_backward(dout, tokens) -> (dwte_shard, dwpe)   accumulating
 //   vocab_parallel_cross_entropy(logits_shard, targets) -> (losses, loss, dlogits_shard)
 // attrs: group (collective_groups.h), vocab_start (first vocabulary row of this rank's shard);
-// the cross-entropy takes scale and ignore_index like cross_entropy and, like it, writes the
-// logits' gradient in its forward pass and must be the root of autodiff.
+// the cross-entropy takes scale, ignore_index and classes (the whole vocabulary's real size) like
+// cross_entropy and, like it, writes the logits' gradient in its forward pass and must be the root
+// of autodiff.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -84,45 +85,48 @@ void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, 
 
 // The reference cross-entropy (kernels/cpu/cross_entropy.cpp) with the vocabulary split over the
 // group: the row maxima, the exp-sums and the target logits are all-reduced between the passes.
+// Rows have L columns, the first `valid` of which are real classes (the last ranks' shards end in
+// vocabulary padding, or are all padding): the rest never enter the loss and get a zero gradient.
 template <typename T>
-T vocab_parallel_cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, int start,
-                               T scale, int32_t ignore_index, Communicator& comm) {
+T vocab_parallel_cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int L, int valid,
+                               int start, T scale, int32_t ignore_index, Communicator& comm) {
   int n_valid = 0;
   for (int n = 0; n < N; ++n) n_valid += targets[n] != ignore_index;
   const T inv_valid = n_valid ? T(1) / T(n_valid) : T(0);
   std::vector<T> row_max(N), sums(2 * static_cast<size_t>(N));
   for (int n = 0; n < N; ++n) {
-    const T* x = logits + static_cast<size_t>(n) * V;
-    T mx = x[0];
-    for (int v = 1; v < V; ++v) mx = x[v] > mx ? x[v] : mx;
+    const T* x = logits + static_cast<size_t>(n) * L;
+    T mx = -std::numeric_limits<T>::infinity();
+    for (int v = 0; v < valid; ++v) mx = x[v] > mx ? x[v] : mx;
     row_max[n] = mx;
   }
   comm.all_reduce(row_max.data(), row_max.size(), comm_type<T>(), ReduceOp::max);
   for (int n = 0; n < N; ++n) {
-    const T* x = logits + static_cast<size_t>(n) * V;
+    const T* x = logits + static_cast<size_t>(n) * L;
     T sum = 0;
-    for (int v = 0; v < V; ++v) sum += std::exp(x[v] - row_max[n]);
+    for (int v = 0; v < valid; ++v) sum += std::exp(x[v] - row_max[n]);
     const int local = targets[n] - start;
     sums[2 * n] = sum;
-    sums[2 * n + 1] = targets[n] != ignore_index && local >= 0 && local < V ? x[local] : T(0);
+    sums[2 * n + 1] = targets[n] != ignore_index && local >= 0 && local < valid ? x[local] : T(0);
   }
   comm.all_reduce(sums.data(), sums.size(), comm_type<T>(), ReduceOp::sum);
   T total = 0;
   for (int n = 0; n < N; ++n) {
-    T* dx = dlogits ? dlogits + static_cast<size_t>(n) * V : nullptr;
+    T* dx = dlogits ? dlogits + static_cast<size_t>(n) * L : nullptr;
+    if (dx) std::fill(dx + valid, dx + L, T(0));  // padding: never read, no gradient
     if (targets[n] == ignore_index) {
       losses[n] = 0;
-      if (dx) std::fill(dx, dx + V, T(0));
+      if (dx) std::fill(dx, dx + valid, T(0));
       continue;
     }
     const T lse = row_max[n] + std::log(sums[2 * n]);
     losses[n] = lse - sums[2 * n + 1];
     total += losses[n];
     if (dx) {
-      const T* x = logits + static_cast<size_t>(n) * V;
+      const T* x = logits + static_cast<size_t>(n) * L;
       const T g = scale * inv_valid;
       const int local = targets[n] - start;
-      for (int v = 0; v < V; ++v) dx[v] = g * (std::exp(x[v] - lse) - (v == local ? T(1) : T(0)));
+      for (int v = 0; v < valid; ++v) dx[v] = g * (std::exp(x[v] - lse) - (v == local ? T(1) : T(0)));
     }
   }
   return total * inv_valid;
@@ -220,13 +224,17 @@ void register_all_ops() {
     if (ad.needs_grad(n.in[0])) ad.contribute(n.in[0], n.out[2]);
   };
   ce.cpu = [](KernelCall& c) {
-    auto [N, V] = rows_cols(c.in[0].shape);
+    auto [N, L] = rows_cols(c.in[0].shape);
+    const int start = c.node.attrs.i("vocab_start");
+    // "classes" is the whole vocabulary's size (copied from the single-process cross_entropy).
+    const int classes = c.node.attrs.i("classes", 0);
+    const int valid = classes > 0 ? std::clamp(classes - start, 0, L) : L;
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
       *c.out[1].as<T>() = vocab_parallel_cross_entropy<T>(
-          c.out[0].as<T>(), c.training ? c.out[2].as<T>() : nullptr, c.in[0].as<T>(), c.in[1].as<int32_t>(), N, V,
-          c.node.attrs.i("vocab_start"), static_cast<T>(c.node.attrs.get("scale", 1.0)),
-          c.node.attrs.i("ignore_index", -1), collective_group(c.node.attrs.i("group")));
+          c.out[0].as<T>(), c.training ? c.out[2].as<T>() : nullptr, c.in[0].as<T>(), c.in[1].as<int32_t>(), N, L,
+          valid, start, static_cast<T>(c.node.attrs.get("scale", 1.0)), c.node.attrs.i("ignore_index", -1),
+          collective_group(c.node.attrs.i("group")));
     });
   };
   ce.inplace_out = 2;

@@ -17,23 +17,29 @@ ShardedAdamW::ShardedAdamW(const Graph& g, int n_params, const std::vector<bool>
                            AdamWConfig cfg)
     : cfg_(cfg), shard_(shard) {
   FERRY_CHECK(static_cast<int>(owned.size()) == n_params, "owned flags");
+  // Offsets are the storage order (engine/graph.h). A segment or norm range extends over the
+  // alignment gap to the next parameter when that one joins it (the gap's zeros stay zero and add
+  // nothing to the norm), so segments are the same runs of parameters as without the gaps.
+  int last_segment_param = -2, last_norm_param = -2;
   for (int p = 0; p < n_params; ++p) {
     const ParamInfo& info = g.params[p];
     if (!info.trainable) continue;
-    const size_t b = std::max(info.offset, shard.begin);
-    const size_t e = std::min(info.offset + static_cast<size_t>(info.numel), shard.end);
+    const size_t b = std::max(info.storage, shard.begin);
+    const size_t e = std::min(info.storage + static_cast<size_t>(info.storage_numel), shard.end);
     if (b >= e) continue;
     const AdamWSegment s{b, e - b, info.lr_scale, info.weight_decay ? cfg.weight_decay : 0.0f};
-    if (!segments_.empty() && segments_.back().offset + segments_.back().size == b &&
-        segments_.back().lr_scale == s.lr_scale && segments_.back().weight_decay == s.weight_decay)
-      segments_.back().size += s.size;
+    if (last_segment_param == p - 1 && segments_.back().lr_scale == s.lr_scale &&
+        segments_.back().weight_decay == s.weight_decay)
+      segments_.back().size = e - segments_.back().offset;
     else
       segments_.push_back(s);
+    last_segment_param = p;
     if (owned[p]) {
-      if (!norm_ranges_.empty() && norm_ranges_.back().begin + norm_ranges_.back().size == b)
-        norm_ranges_.back().size += e - b;
+      if (last_norm_param == p - 1)
+        norm_ranges_.back().size = e - norm_ranges_.back().begin;
       else
         norm_ranges_.push_back({b, e - b});
+      last_norm_param = p;
     }
   }
   m_.assign(shard.size(), 0.0f);

@@ -39,7 +39,7 @@ kernels::cuda::CudnnAttention& CudaBackend::cudnn_attention() {
 CudaBackend::~CudaBackend() {
   // No throwing from a destructor: errors here are reported by whatever call failed first.
   if (stream_) cudaStreamSynchronize(stream_);
-  if (workspace_) cudaFree(workspace_);
+  workspaces_.release_shared();
   cudnn_.reset();
   matmul_.reset();
   if (stream_) cudaStreamDestroy(stream_);
@@ -78,19 +78,6 @@ void CudaBackend::zero(void* p, size_t n) {
 }
 
 void CudaBackend::synchronize() { FERRY_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
-
-void* CudaBackend::workspace(size_t bytes) {
-  if (bytes <= workspace_bytes_) return workspace_;
-  FERRY_CHECK(!capturing_, "kernel workspace must grow to ", bytes, " bytes during graph capture: the eager warm-up "
-              "step should have sized it");
-  if (workspace_) FERRY_CUDA_CHECK(cudaFree(workspace_));
-  workspace_ = nullptr;
-  workspace_bytes_ = 0;
-  const size_t rounded = (bytes + (size_t(1) << 20) - 1) / (size_t(1) << 20) * (size_t(1) << 20);
-  workspace_ = allocate(rounded);
-  workspace_bytes_ = rounded;
-  return workspace_;
-}
 
 CudaBackend& cuda_backend(Backend& b) {
   FERRY_CHECK(b.device() == Device::CUDA, "a CUDA kernel ran on the ", b.name(), " backend");

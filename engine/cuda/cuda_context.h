@@ -6,6 +6,8 @@
 #include <memory>
 
 #include "engine/backend.h"
+#include "engine/workspace.h"
+#include "kernels/cuda/attention_choice.h"
 #include "kernels/cuda/attention_cudnn.h"
 #include "kernels/matmul.h"
 
@@ -36,15 +38,15 @@ class CudaBackend final : public Backend {
   kernels::cuda::Matmul& matmul() { return *matmul_; }
   const cudaDeviceProp& properties() const { return prop_; }
 
-  // One scratch buffer shared by every kernel that needs workspace (they run one after another on
-  // the stream). It only grows, and growing is refused while a step is being captured: the eager
-  // warm-up step sizes it.
-  void* workspace(size_t bytes);
-  size_t workspace_bytes() const { return workspace_bytes_; }
-  void set_capturing(bool on) { capturing_ = on; }
-  bool capturing() const { return capturing_; }
+  // Scratch for the kernels that need it (engine/workspace.h): the backend's shared block, or the
+  // one a captured step installed for its own work, so that nothing frees memory a captured graph
+  // points at. No workspace grows while a step is being captured.
+  void* workspace(size_t bytes) { return workspaces_.get(bytes); }
+  WorkspaceRouter& workspaces() { return workspaces_; }
+  void set_capturing(bool on) { workspaces_.set_capturing(on); }
+  bool capturing() const { return workspaces_.capturing(); }
 
-  // Which attention kernels run (kernels/cuda/attention_cudnn.h: choose_attention); cuDNN's object
+  // Which attention kernels run (kernels/cuda/attention_choice.h: choose_attention); cuDNN's object
   // and its plan cache are made on first use.
   void select_attention(const std::string& requested) override;
   bool uses_cudnn_attention() const { return attention_ == kernels::cuda::AttentionBackend::Cudnn; }
@@ -54,10 +56,8 @@ class CudaBackend final : public Backend {
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<kernels::cuda::Matmul> matmul_;
-  void* workspace_ = nullptr;
-  size_t workspace_bytes_ = 0;
+  WorkspaceRouter workspaces_{*this};
   size_t capacity_ = 0;
-  bool capturing_ = false;
   kernels::cuda::AttentionBackend attention_ = kernels::cuda::AttentionBackend::Ferry;
   std::unique_ptr<kernels::cuda::CudnnAttention> cudnn_;
 };

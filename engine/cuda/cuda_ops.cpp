@@ -151,10 +151,11 @@ void attach_all() {
 
   // Loss and mean stay on the device (fp32); the logits' gradient is written over the logits.
   set_op_kernel("cross_entropy", Device::CUDA, [](KernelCall& c) {
-    auto [N, V] = rows_cols(c.in[0].shape);
+    auto [N, L] = rows_cols(c.in[0].shape);
+    const int V = cross_entropy_classes(c.node, L);  // the rest of the row is vocabulary padding
     const size_t ws = kc::cross_entropy_workspace_bytes();
     bf16* dlogits = c.training ? bf(c, c.out[2]) : nullptr;
-    kc::cross_entropy_forward_backward(f32(c, c.out[0]), f32(c, c.out[1]), dlogits, bf(c, c.in[0]), i32(c, 1), N, V,
+    kc::cross_entropy_forward_backward(f32(c, c.out[0]), f32(c, c.out[1]), dlogits, bf(c, c.in[0]), i32(c, 1), N, V, L,
                                        static_cast<float>(c.node.attrs.get("scale", 1.0)),
                                        c.node.attrs.i("ignore_index", -1), be(c).workspace(ws), ws, stream(c));
   });

@@ -15,7 +15,7 @@
 
 namespace ferry::gpu {
 
-size_t device_optimizer_bytes(const Graph& g) { return 3 * static_cast<size_t>(g.param_count()) * sizeof(float); }
+size_t device_optimizer_bytes(const Graph& g) { return 3 * static_cast<size_t>(g.storage_size()) * sizeof(float); }
 
 #if FERRY_WITH_CUDA
 
@@ -65,7 +65,7 @@ constexpr size_t kNorm = 0, kClip = 1, kLosses = 2;
 class CudaStep final : public DeviceStep {
  public:
   CudaStep(const Graph& g, Executor& ex, const AdamWConfig& cfg)
-      : g_(g), ex_(ex), be_(cuda_backend(ex.backend())), cfg_(cfg), n_(static_cast<size_t>(g.param_count())) {
+      : g_(g), ex_(ex), be_(cuda_backend(ex.backend())), cfg_(cfg), n_(static_cast<size_t>(g.storage_size())) {
     if (!g.params.empty() && g.values[g.params[0].value].dtype != DType::BF16)
       user_error("the CUDA backend trains bf16 graphs (parameters are ", dtype_name(g.values[g.params[0].value].dtype),
                  "): build the model with dtype bf16");
@@ -74,17 +74,18 @@ class CudaStep final : public DeviceStep {
     v_ = DeviceBuffer(be_, n_ * sizeof(float));
     for (DeviceBuffer* b : {&master_, &m_, &v_}) be_.zero(b->data(), b->size());
 
-    // The segment table covers [0, n) in offset order; a frozen parameter gets learning rate 0
-    // (AdamW leaves it exactly as it is) and no decay.
+    // The segment table covers [0, n) in storage order; a frozen parameter gets learning rate 0
+    // (AdamW leaves it exactly as it is) and no decay. The alignment gap after a parameter belongs
+    // to its segment: zeros there stay zero whatever the rate.
     std::vector<const ParamInfo*> order;
     for (const ParamInfo& p : g.params) order.push_back(&p);
-    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
+    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->storage < b->storage; });
     std::vector<kc::AdamWSegment> segs;
     for (const ParamInfo* p : order) {
       const float lr_scale = p->trainable ? p->lr_scale : 0.0f;
       const float wd = p->trainable && p->weight_decay ? cfg.weight_decay : 0.0f;
       if (!segs.empty() && segs.back().lr_scale == lr_scale && segs.back().weight_decay == wd) continue;
-      segs.push_back({p->offset, lr_scale, wd});
+      segs.push_back({segs.empty() ? 0 : p->storage, lr_scale, wd});
     }
     if (segs.empty()) segs.push_back({0, 0.0f, 0.0f});
     n_segments_ = static_cast<int>(segs.size());
@@ -127,15 +128,13 @@ class CudaStep final : public DeviceStep {
     return out;
   }
 
-  std::vector<float> parameters() const override {
-    std::vector<float> out(n_);
-    be_.download(out.data(), master_.data(), n_ * sizeof(float));
-    return out;
-  }
+  // The device buffers are in the storage order (graph.h); the host sees the logical one.
+  std::vector<float> parameters() const override { return logical(master_); }
 
   void set_parameters(const std::vector<float>& flat) override {
-    if (flat.size() != n_) user_error("parameters: ", flat.size(), " values for a model of ", n_);
-    be_.upload(master_.data(), flat.data(), n_ * sizeof(float));
+    const size_t n = static_cast<size_t>(g_.param_count());
+    if (flat.size() != n) user_error("parameters: ", flat.size(), " values for a model of ", n);
+    upload_logical(master_, flat);
     convert_f32_to_bf16(ex_.params().as<bf16>(), static_cast<const float*>(master_.data()), n_, be_.stream());
     be_.synchronize();
   }
@@ -143,18 +142,17 @@ class CudaStep final : public DeviceStep {
   OptimizerState optimizer_state() const override {
     OptimizerState st;
     st.steps = steps_;
-    st.m.resize(n_);
-    st.v.resize(n_);
-    be_.download(st.m.data(), m_.data(), n_ * sizeof(float));
-    be_.download(st.v.data(), v_.data(), n_ * sizeof(float));
+    st.m = logical(m_);
+    st.v = logical(v_);
     return st;
   }
 
   void set_optimizer_state(const OptimizerState& st) override {
-    if (st.m.size() != n_ || st.v.size() != n_ || st.steps < 0)
-      user_error("optimizer state: ", st.m.size(), "/", st.v.size(), " moments for a model of ", n_, " parameters");
-    be_.upload(m_.data(), st.m.data(), n_ * sizeof(float));
-    be_.upload(v_.data(), st.v.data(), n_ * sizeof(float));
+    const size_t n = static_cast<size_t>(g_.param_count());
+    if (st.m.size() != n || st.v.size() != n || st.steps < 0)
+      user_error("optimizer state: ", st.m.size(), "/", st.v.size(), " moments for a model of ", n, " parameters");
+    upload_logical(m_, st.m);
+    upload_logical(v_, st.v);
     be_.synchronize();
     steps_ = st.steps;
   }
@@ -163,6 +161,19 @@ class CudaStep final : public DeviceStep {
   size_t graph_nodes() const override { return graph_nodes_; }
 
  private:
+  std::vector<float> logical(const DeviceBuffer& storage) const {
+    std::vector<float> s(n_), out(static_cast<size_t>(g_.param_count()));
+    be_.download(s.data(), storage.data(), n_ * sizeof(float));
+    gather_from_storage(g_, s.data(), out.data());
+    return out;
+  }
+  void upload_logical(DeviceBuffer& storage, const std::vector<float>& flat) {
+    std::vector<float> s(n_, 0.0f);
+    scatter_to_storage(g_, flat.data(), s.data());
+    be_.upload(storage.data(), s.data(), n_ * sizeof(float));
+    be_.synchronize();  // s is pageable and goes out of scope
+  }
+
   // Copies every micro-batch's inputs into pinned memory and queues one upload to the staging
   // buffer. A different set of inputs than the captured graph's (another number of micro-batches)
   // drops the graph; the next step captures again.
@@ -206,8 +217,11 @@ class CudaStep final : public DeviceStep {
                                        be_.stream()));
   }
 
-  // The step as queued work on the stream: what is captured once and replayed.
+  // The step as queued work on the stream: what is captured once and replayed. Its kernels take
+  // their scratch from the step's own workspace (sized by the eager step, never moved while a
+  // captured graph exists), not from the backend's shared one, which evaluation may regrow.
   void body() {
+    const WorkspaceScope own_scratch(be_.workspaces(), workspace_);
     const cudaStream_t s = be_.stream();
     float* results = static_cast<float*>(results_.data());
     const float* loss = ex_.tensor(g_.loss).as<float>();
@@ -273,6 +287,7 @@ class CudaStep final : public DeviceStep {
   AdamWConfig cfg_;
   size_t n_;
   DeviceBuffer master_, m_, v_, segments_, step_values_, norm_workspace_, staging_, results_;
+  Workspace workspace_{be_};
   int n_segments_ = 0;
   PinnedBuffer host_step_, host_staging_, host_results_;
   std::vector<InputSlot> slots_;

@@ -17,15 +17,7 @@ Inference::Inference(Graph graph, int logits, Backend& backend)
 
 void Inference::set_parameters(const std::vector<float>& flat) {
   FERRY_CHECK(flat.size() == static_cast<size_t>(graph_.param_count()), "inference parameters");
-  const Tensor p = executor_->params();
-  if (p.dtype == DType::BF16) {  // the CUDA backend's working copy: rounded once, to nearest even
-    std::vector<bf16> rounded(flat.size());
-    for (size_t i = 0; i < flat.size(); ++i) rounded[i] = float_to_bf16(flat[i]);
-    backend_.upload(p.data, rounded.data(), rounded.size() * sizeof(bf16));
-    return;
-  }
-  FERRY_CHECK(p.dtype == DType::F32, "inference parameters in ", dtype_name(p.dtype));
-  backend_.upload(p.data, flat.data(), flat.size() * sizeof(float));
+  executor_->set_parameters(flat);  // bf16 on the CUDA backend: rounded once, to nearest even
 }
 
 void Inference::run(const Batch& b) {

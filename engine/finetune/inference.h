@@ -19,7 +19,8 @@ class Inference {
   // `graph` is a forward-only graph; `logits` its logits output, or −1 when only its loss is read.
   Inference(Graph graph, int logits, Backend& backend);
   void set_parameters(const std::vector<float>& flat);
-  // Logits of one batch, flattened ([B,K] or [B,T,K]).
+  // Logits of one batch, flattened ([B,K] or [B,T,K]; a language model's K is the padded vocabulary,
+  // engine/model/gpt.h: padded_vocab_size, its columns from vocab_size on padding).
   std::vector<float> logits(const Batch& b);
   // The graph's loss output for one batch (its mean over the labelled positions).
   double loss(const Batch& b);

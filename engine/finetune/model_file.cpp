@@ -67,7 +67,7 @@ int load_params_by_name(const ModelFile& file, const Graph& g, std::vector<float
     if (!e) continue;
     if (e->numel != static_cast<size_t>(p.numel))
       user_error("model ", file.path.string(), ": parameter ", p.name, " holds ", e->numel,
-                 " values, this model needs ", shape_str(g.values[p.value].shape));
+                 " values, this model needs ", shape_str(logical_shape(g, p)));
     std::copy_n(file.data.begin() + static_cast<std::ptrdiff_t>(e->offset), p.numel,
                 flat.begin() + static_cast<std::ptrdiff_t>(p.offset));
     ++loaded;

@@ -6,6 +6,8 @@
 #include <numeric>
 
 #include "engine/error.h"
+#include "engine/graph_dtype.h"
+#include "kernels/dtype.h"
 
 namespace ferry {
 
@@ -46,6 +48,9 @@ Generator::Generator(const GptConfig& c, Backend& backend, int context)
   o.seq_len = context_;
   o.with_loss = false;
   graph_ = build_gpt(c, o);
+  // The device's dtype, as LocalStep and Inference do: bf16 on the CUDA backend (parameters rounded
+  // on the way in by the executor, logits widened on the way out below).
+  retype_for_device(graph_.graph, backend_.device());
   executor_ = std::make_unique<Executor>(graph_.graph, backend_);
 }
 
@@ -54,7 +59,7 @@ Generator::~Generator() = default;
 void Generator::set_parameters(const std::vector<float>& flat) {
   if (flat.size() != static_cast<size_t>(graph_.graph.param_count()))
     user_error("generation: ", flat.size(), " parameter values for a model of ", graph_.graph.param_count());
-  backend_.upload(executor_->params().data, flat.data(), flat.size() * sizeof(float));
+  executor_->set_parameters(flat);
 }
 
 void Generator::run(const std::vector<int32_t>& text, size_t len, std::vector<float>& logits) {
@@ -64,8 +69,23 @@ void Generator::run(const std::vector<int32_t>& text, size_t len, std::vector<fl
   std::copy(text.end() - static_cast<std::ptrdiff_t>(len), text.end(), window.begin());
   executor_->set_input(graph_.tokens, window.data(), window.size() * sizeof(int32_t));
   executor_->forward(false);
-  logits.resize(static_cast<size_t>(context_) * config_.vocab_size);
-  executor_->read(graph_.logits, logits.data(), logits.size() * sizeof(float));
+  // Rows of the padded vocabulary (gpt.h: padded_vocab_size); only the first vocab_size columns
+  // are tokens.
+  const Value& l = graph_.graph.values[graph_.logits];
+  const size_t Vp = static_cast<size_t>(l.shape.back()), V = static_cast<size_t>(config_.vocab_size);
+  const size_t n = static_cast<size_t>(context_) * Vp;
+  std::vector<float> padded(n);
+  if (l.dtype == DType::BF16) {
+    std::vector<bf16> raw(n);
+    executor_->read(graph_.logits, raw.data(), n * sizeof(bf16));
+    for (size_t i = 0; i < n; ++i) padded[i] = bf16_to_float(raw[i]);
+  } else {
+    FERRY_CHECK(l.dtype == DType::F32, "generation logits in ", dtype_name(l.dtype));
+    executor_->read(graph_.logits, padded.data(), n * sizeof(float));
+  }
+  logits.resize(static_cast<size_t>(context_) * V);
+  for (size_t r = 0; r < static_cast<size_t>(context_); ++r)
+    std::copy_n(padded.begin() + static_cast<std::ptrdiff_t>(r * Vp), V, logits.begin() + static_cast<std::ptrdiff_t>(r * V));
 }
 
 std::vector<float> Generator::logits(const std::vector<int32_t>& tokens) {

@@ -1,6 +1,8 @@
 // engine/generate/sampler.h — text continuation with a trained GPT: a forward-only graph (batch 1,
 // a fixed context), the whole context recomputed for every new token (no KV cache yet), and the next
-// token drawn from the last position's logits with temperature and top-k.
+// token drawn from the last position's logits with temperature and top-k. The graph runs on the
+// backend it is given, in that device's dtype (bf16 on CUDA, engine/graph_dtype.h), so a training
+// run samples on the device it trains on.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -36,6 +38,8 @@ class Generator {
   // The new tokens only (not the prompt). An empty prompt is refused.
   std::vector<int32_t> generate(const std::vector<int32_t>& prompt, const SamplingOptions& o, Rng& rng);
   int context() const { return context_; }
+  // The generation graph as the backend runs it (retyped for its device).
+  const Graph& graph() const { return graph_.graph; }
 
  private:
   void run(const std::vector<int32_t>& text, size_t len, std::vector<float>& logits);

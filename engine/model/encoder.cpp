@@ -59,14 +59,15 @@ Trunk build_trunk(Graph& g, const GptConfig& c, const TrunkOptions& o) {
   FERRY_CHECK(o.batch > 0 && o.seq_len > 0, "build_trunk batch shape");
   if (o.lora.rank < 0) user_error("lora.rank must be >= 0, got ", o.lora.rank);
   Trunk t;
-  const int64_t B = o.batch, T = o.seq_len, C = c.n_embd, V = c.vocab_size;
+  const int64_t B = o.batch, T = o.seq_len, C = c.n_embd, V = c.vocab_size, Vp = padded_vocab_size(c.vocab_size);
   const DType dt = o.dtype;
   t.tokens = o.tokens >= 0 ? o.tokens : g.add_input("tokens", {B, T}, DType::I32);
   if (o.key_lengths) t.lengths = g.add_input("lengths", {B}, DType::I32);
 
   // Every parameter first, in llm.c's per-layer order (the flat layout checkpoints and the
   // parallel rewrites rely on), then the nodes.
-  t.wte = g.add_param("wte", {V, C}, dt, true, -1);
+  // The vocabulary padded to a multiple of 128 (gpt.h): rows V..Vp-1 are zero padding.
+  t.wte = g.add_param("wte", {Vp, C}, dt, true, -1, Vp - V);
   const int wpe = g.add_param("wpe", {c.max_seq_len, C}, dt, true, -1);
   struct Block {
     int ln1w, ln1b, ln2w, ln2b;
@@ -87,7 +88,7 @@ Trunk build_trunk(Graph& g, const GptConfig& c, const TrunkOptions& o) {
   }
   const int lnfw = g.add_param("ln_f.weight", {C}, dt, false, -1);
   const int lnfb = g.add_param("ln_f.bias", {C}, dt, false, -1);
-  t.lm_head = c.tied_head ? t.wte : o.lm_head ? g.add_param("lm_head.weight", {V, C}, dt, true, -1) : -1;
+  t.lm_head = c.tied_head ? t.wte : o.lm_head ? g.add_param("lm_head.weight", {Vp, C}, dt, true, -1, Vp - V) : -1;
 
   int resid = g.add("embedding", {t.tokens, t.wte, wpe}, {}, "embed")[0];
   int pending = -1;  // the branch output still to be added into the residual stream

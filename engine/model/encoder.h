@@ -42,8 +42,8 @@ struct Trunk {
   int tokens = -1;   // input i32 [B,T]
   int lengths = -1;  // input i32 [B] (absent when key_lengths = false)
   int hidden = -1;   // [B,T,C], after ln_f
-  int wte = -1;      // the token embedding, for a tied language-model head
-  int lm_head = -1;  // [V,C]: wte when tied, lm_head.weight when untied and TrunkOptions::lm_head
+  int wte = -1;      // the token embedding [Vp,C] (padded_vocab_size), for a tied language-model head
+  int lm_head = -1;  // [Vp,C]: wte when tied, lm_head.weight when untied and TrunkOptions::lm_head
 };
 
 Trunk build_trunk(Graph& g, const GptConfig& c, const TrunkOptions& o);

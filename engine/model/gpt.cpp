@@ -57,6 +57,8 @@ void validate_gpt(const GptConfig& c) {
     user_error("model.n_embd (", c.n_embd, ") must be divisible by model.n_head (", c.n_head, ")");
 }
 
+int padded_vocab_size(int vocab_size) { return (vocab_size + kVocabPadding - 1) / kVocabPadding * kVocabPadding; }
+
 GptGraph build_gpt(const GptConfig& c, const GptBuildOptions& o) {
   validate_gpt(c);
   FERRY_CHECK(o.seq_len <= c.max_seq_len && o.batch > 0 && o.seq_len > 0, "build_gpt batch shape");
@@ -78,7 +80,7 @@ GptGraph build_gpt(const GptConfig& c, const GptBuildOptions& o) {
   m.logits = g.add("matmul", {trunk.hidden, trunk.lm_head}, {}, "lm_head")[0];
   if (o.with_loss) {
     auto ce = g.add("cross_entropy", {m.logits, m.targets},
-                    {{"scale", o.loss_scale}, {"ignore_index", o.ignore_index}}, "loss");
+                    {{"scale", o.loss_scale}, {"ignore_index", o.ignore_index}, {"classes", c.vocab_size}}, "loss");
     m.loss = ce[1];
     g.mark_output(m.loss);
     g.loss = m.loss;

@@ -34,11 +34,21 @@ std::vector<std::string> gpt_preset_names();
 // Throws UserError naming the field when a config cannot be built.
 void validate_gpt(const GptConfig& c);
 
+// The vocabulary as the graph holds it: vocab_size rounded up to a multiple of 128 (GPT-2's 50257 →
+// 50304, as llm.c; 4096 stays). The token embedding (and an untied LM head) is [Vp, C], its rows
+// from vocab_size on padding (ParamInfo::padded_rows: zero, outside checkpoints and model files,
+// which keep the real vocabulary), so the LM head's matrix product and its [B,T,Vp] logits have
+// leading dimensions that are 256-byte multiples in bf16 for cuBLASLt's tensor-core kernels,
+// instead of 50257 — about 30% of GPT-2 124M's FLOPs. cross_entropy's "classes" attribute keeps
+// the padded logits out of the loss and gives them a zero gradient.
+inline constexpr int kVocabPadding = 128;
+int padded_vocab_size(int vocab_size);
+
 struct GptGraph {
   Graph graph;
   int tokens = -1;   // input i32 [B,T]
   int targets = -1;  // input i32 [B,T] (absent when build with_loss = false)
-  int logits = -1;   // [B,T,V]
+  int logits = -1;   // [B,T,Vp] (padded_vocab_size: columns from vocab_size on are padding)
   int loss = -1;     // output [1]
 };
 

@@ -61,6 +61,13 @@ Head add_head(Graph& g, const Trunk& trunk, const HeadSpec& head, const TrunkOpt
   return h;
 }
 
+// A language model's logits are [B,T,Vp]: only the first vocab_size columns are classes.
+Attrs loss_attrs(const GptConfig& c, const HeadSpec& head, float scale) {
+  Attrs a{{"scale", scale}, {"ignore_index", kIgnoreLabel}};
+  if (head.kind == HeadKind::LanguageModel) a.values["classes"] = c.vocab_size;
+  return a;
+}
+
 Trunk add_trunk(Graph& g, const GptConfig& c, const std::vector<HeadSpec>& heads, const TrunkOptions& o) {
   TrunkOptions to = o;
   for (const HeadSpec& h : heads) to.lm_head = to.lm_head || h.kind == HeadKind::LanguageModel;
@@ -76,8 +83,7 @@ TaskGraph build_task_graph(const GptConfig& c, const HeadSpec& head, const Trunk
   const Head h = add_head(g, m.trunk, head, o, "");
   m.labels = h.labels;
   m.logits = h.logits;
-  auto ce = g.add("cross_entropy", {m.logits, m.labels}, {{"scale", loss_scale}, {"ignore_index", kIgnoreLabel}},
-                  "loss");
+  auto ce = g.add("cross_entropy", {m.logits, m.labels}, loss_attrs(c, head, loss_scale), "loss");
   m.loss = ce[1];
   // Classifier logits are read after the step; a language model's [B,T,V] logits stay in place
   // under cross_entropy's gradient instead (the memory that dominates such a step).
@@ -103,7 +109,7 @@ MultiTaskGraph build_multitask_graph(const GptConfig& c, const std::vector<HeadS
     const Head h = add_head(g, m.trunk, heads[k], o, "labels." + heads[k].task);
     m.labels.push_back(h.labels);
     m.logits.push_back(h.logits);
-    auto ce = g.add("cross_entropy", {h.logits, h.labels}, {{"scale", weights[k]}, {"ignore_index", kIgnoreLabel}},
+    auto ce = g.add("cross_entropy", {h.logits, h.labels}, loss_attrs(c, heads[k], weights[k]),
                     "loss." + heads[k].task);
     m.losses.push_back(ce[1]);
     if (heads[k].kind != HeadKind::LanguageModel) g.mark_output(h.logits);

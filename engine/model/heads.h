@@ -1,7 +1,8 @@
 // engine/model/heads.h — task heads on the shared trunk (encoder.h): one graph per task, whose
 // parameters are the trunk's (same names in every task) plus head.<task>.*.
 //
-//   language model            logits [B,T,V] = hidden · wteᵀ (tied), targets [B,T]; next-token
+//   language model            logits [B,T,Vp] = hidden · wteᵀ (tied; Vp the padded vocabulary,
+//                             gpt.h: columns from V on never enter the loss), targets [B,T]; next-token
 //                             prediction for a causal trunk, masked tokens for an encoder (MLM)
 //   sequence classification   pool_tokens(hidden, lengths) [B,C] · Wᵀ + b → [B,K], labels [B]
 //   token classification      hidden · Wᵀ + b → [B,T,K], labels [B,T] (−1 on non-first sub-tokens
@@ -38,7 +39,7 @@ struct TaskGraph {
   Graph graph;
   Trunk trunk;
   int labels = -1;  // input i32: [B] or [B,T]
-  int logits = -1;  // output [B,K], [B,T,K] or [B,T,V]
+  int logits = -1;  // output [B,K], [B,T,K] or [B,T,Vp]
   int loss = -1;    // output [1]
 };
 

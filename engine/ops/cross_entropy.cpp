@@ -1,6 +1,8 @@
 // engine/ops/cross_entropy.cpp — fused softmax + cross-entropy, the usual loss node.
-//   cross_entropy(logits [...,V], targets [...] i32) -> (losses [...], loss [1], dlogits [...,V])
-// attrs: scale (the loss weight: 1/grad_accum, a task weight), ignore_index.
+//   cross_entropy(logits [...,L], targets [...] i32) -> (losses [...], loss [1], dlogits [...,L])
+// attrs: scale (the loss weight: 1/grad_accum, a task weight), ignore_index, classes (the first
+// `classes` of the L columns are the classes, the rest vocabulary padding that never enters the
+// loss and gets a zero gradient; absent or 0: all L, cross_entropy_classes below).
 // The forward pass writes dlogits = scale · ∂mean_loss/∂logits in the same sweep (when training), over
 // the logits' memory; the backward rule hands that tensor on. So the loss must be the root of
 // autodiff (its incoming gradient is the seed), which is checked.
@@ -9,6 +11,11 @@
 #include "kernels/cross_entropy.h"
 
 namespace ferry {
+
+int cross_entropy_classes(const Node& n, int64_t columns) {
+  const int classes = n.attrs.i("classes", 0);
+  return classes > 0 ? classes : static_cast<int>(columns);
+}
 
 void register_cross_entropy_ops() {
   OpDef ce;
@@ -19,6 +26,8 @@ void register_cross_entropy_ops() {
     Shape rows(logits.shape.begin(), logits.shape.end() - 1);
     FERRY_CHECK(targets.dtype == DType::I32 && targets.shape == rows, "cross_entropy targets must be i32 ",
                 shape_str(rows));
+    FERRY_CHECK(n.attrs.i("classes", 0) >= 0 && n.attrs.i("classes", 0) <= logits.shape.back(), "cross_entropy: ",
+                n.attrs.i("classes", 0), " classes in rows of ", logits.shape.back());
     // Losses stay fp32 under bf16 logits; the logits' gradient has the logits' dtype (written over them).
     const DType loss_t = statistics_dtype(logits.dtype);
     return std::vector<OutputSpec>{{rows, loss_t}, {{1}, loss_t}, {logits.shape, logits.dtype}};
@@ -30,12 +39,13 @@ void register_cross_entropy_ops() {
     if (ad.needs_grad(n.in[0])) ad.contribute(n.in[0], n.out[2]);
   };
   ce.cpu = [](KernelCall& c) {
-    auto [N, V] = rows_cols(c.in[0].shape);
+    auto [N, L] = rows_cols(c.in[0].shape);
+    const int V = cross_entropy_classes(c.node, L);
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
       T* dlogits = c.training ? c.out[2].as<T>() : nullptr;
       const T mean = kernels::cpu::cross_entropy_forward_backward<T>(
-          c.out[0].as<T>(), dlogits, c.in[0].as<T>(), c.in[1].as<int32_t>(), N, V,
+          c.out[0].as<T>(), dlogits, c.in[0].as<T>(), c.in[1].as<int32_t>(), N, V, L,
           static_cast<T>(c.node.attrs.get("scale", 1.0)), c.node.attrs.i("ignore_index", -1));
       *c.out[1].as<T>() = mean;
     });

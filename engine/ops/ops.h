@@ -35,6 +35,10 @@ inline DType statistics_dtype(DType activations) {
   return activations == DType::BF16 ? DType::F32 : activations;
 }
 
+// The classes of a cross_entropy node whose logits rows have `columns` columns: its "classes"
+// attribute (a padded vocabulary's real size), or all of them (engine/ops/cross_entropy.cpp).
+int cross_entropy_classes(const Node& n, int64_t columns);
+
 // Rows and channels of a tensor whose last dimension is the channel dimension.
 inline std::pair<int, int> rows_cols(const Shape& s) {
   const int cols = static_cast<int>(s.back());

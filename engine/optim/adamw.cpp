@@ -12,20 +12,25 @@ AdamW::AdamW(const Graph& g, Executor& ex, AdamWConfig cfg) : ex_(ex), cfg_(cfg)
   FERRY_CHECK(ex.backend().device() == Device::CPU, "AdamW on this backend is not built yet");
   FERRY_CHECK(g.values.empty() || g.params.empty() || g.values[g.params[0].value].dtype == DType::F32,
               "AdamW updates f32 parameters");
+  bool previous_in_last = false;  // the parameter before this one ended the last segment
   for (const ParamInfo& p : g.params) {
-    if (!p.trainable) continue;
-    AdamWSegment s{p.offset, static_cast<size_t>(p.numel), p.lr_scale, p.weight_decay ? cfg.weight_decay : 0.0f};
-    if (!segments_.empty()) {
+    if (!p.trainable) {
+      previous_in_last = false;
+      continue;
+    }
+    AdamWSegment s{p.storage, static_cast<size_t>(p.storage_numel), p.lr_scale,
+                   p.weight_decay ? cfg.weight_decay : 0.0f};
+    if (previous_in_last) {
       AdamWSegment& last = segments_.back();
-      if (last.offset + last.size == s.offset && last.lr_scale == s.lr_scale &&
-          last.weight_decay == s.weight_decay) {
-        last.size += s.size;
+      if (last.lr_scale == s.lr_scale && last.weight_decay == s.weight_decay) {
+        last.size = s.offset + s.size - last.offset;  // across the alignment gap
         continue;
       }
     }
     segments_.push_back(s);
+    previous_in_last = true;
   }
-  m_.assign(static_cast<size_t>(g.param_count()), 0.0f);
+  m_.assign(static_cast<size_t>(g.storage_size()), 0.0f);
   v_.assign(m_.size(), 0.0f);
 }
 

@@ -2,7 +2,9 @@
 //
 // Parameters are grouped into contiguous segments of equal (learning-rate scale, weight decay,
 // trainable): one kernel call per segment, and segments merge when neighbours agree (the usual GPT
-// case is a handful). Moments are fp32 in flat buffers the same length as the parameters.
+// case is a handful). Offsets are the executor's storage order (graph.h): a segment spans the
+// alignment gaps between the parameters it merges, whose zeros AdamW leaves at zero and which add
+// exactly nothing to the norm. Moments are fp32 in flat buffers of Graph::storage_size elements.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -37,9 +39,9 @@ class AdamW {
 
   int steps_taken() const { return step_; }
   // Bytes of optimizer state, for the planner's fit check.
-  static size_t state_bytes(const Graph& g) { return 2 * static_cast<size_t>(g.param_count()) * sizeof(float); }
+  static size_t state_bytes(const Graph& g) { return 2 * static_cast<size_t>(g.storage_size()) * sizeof(float); }
 
-  // State for checkpoints.
+  // State in the storage order (LocalStep gathers the logical order for checkpoints).
   std::vector<float>& m() { return m_; }
   std::vector<float>& v() { return v_; }
   const std::vector<float>& m() const { return m_; }

@@ -1,6 +1,8 @@
 // engine/train/step.cpp
 #include "engine/train/step.h"
 
+#include <algorithm>
+
 #include "engine/autodiff.h"
 #include "engine/cuda/device_step.h"
 #include "engine/error.h"
@@ -67,21 +69,25 @@ double LocalStep::evaluate(const Batch& batch) {
 
 std::vector<float> LocalStep::parameters() const {
   if (device_) return device_->parameters();
-  std::vector<float> out(static_cast<size_t>(graph_.param_count()));
-  backend_.download(out.data(), executor_->params().data, out.size() * sizeof(float));
-  return out;
+  return executor_->parameters();
 }
 
 void LocalStep::set_parameters(const std::vector<float>& flat) {
   if (flat.size() != static_cast<size_t>(graph_.param_count()))
     user_error("parameters: ", flat.size(), " values for a model of ", graph_.param_count());
   if (device_) return device_->set_parameters(flat);
-  backend_.upload(executor_->params().data, flat.data(), flat.size() * sizeof(float));
+  executor_->set_parameters(flat);
 }
 
+// AdamW's moments live in the storage order (beside the flat buffers); the state is logical.
 OptimizerState LocalStep::optimizer_state() const {
   if (device_) return device_->optimizer_state();
-  return {optimizer_->steps_taken(), optimizer_->m(), optimizer_->v()};
+  OptimizerState s{optimizer_->steps_taken(), {}, {}};
+  s.m.resize(static_cast<size_t>(graph_.param_count()));
+  s.v.resize(s.m.size());
+  gather_from_storage(graph_, optimizer_->m().data(), s.m.data());
+  gather_from_storage(graph_, optimizer_->v().data(), s.v.data());
+  return s;
 }
 
 void LocalStep::set_optimizer_state(const OptimizerState& s) {
@@ -89,8 +95,10 @@ void LocalStep::set_optimizer_state(const OptimizerState& s) {
   if (s.m.size() != n || s.v.size() != n || s.steps < 0)
     user_error("optimizer state: ", s.m.size(), "/", s.v.size(), " moments for a model of ", n, " parameters");
   if (device_) return device_->set_optimizer_state(s);
-  optimizer_->m() = s.m;
-  optimizer_->v() = s.v;
+  std::fill(optimizer_->m().begin(), optimizer_->m().end(), 0.0f);
+  std::fill(optimizer_->v().begin(), optimizer_->v().end(), 0.0f);
+  scatter_to_storage(graph_, s.m.data(), optimizer_->m().data());
+  scatter_to_storage(graph_, s.v.data(), optimizer_->v().data());
   optimizer_->set_steps_taken(s.steps);
 }
 

@@ -9,16 +9,18 @@
 namespace ferry::kernels::cpu {
 
 template <typename T>
-T cross_entropy_forward_backward(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V,
+T cross_entropy_forward_backward(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, int ld,
                                  T scale, int32_t ignore_index) {
   int n_valid = 0;
   for (int n = 0; n < N; ++n) n_valid += targets[n] != ignore_index;
   const T inv_valid = n_valid ? T(1) / T(n_valid) : T(0);
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {
-    const T* x = logits + static_cast<size_t>(n) * V;
-    T* dx = dlogits ? dlogits + static_cast<size_t>(n) * V : nullptr;
+    const T* x = logits + static_cast<size_t>(n) * ld;
+    T* dx = dlogits ? dlogits + static_cast<size_t>(n) * ld : nullptr;
     const int32_t y = targets[n];
+    if (dx)
+      for (int v = V; v < ld; ++v) dx[v] = 0;  // padding columns: no gradient
     if (y == ignore_index) {
       losses[n] = 0;
       if (dx)
@@ -43,9 +45,9 @@ T cross_entropy_forward_backward(T* losses, T* dlogits, const T* logits, const i
   return total * inv_valid;
 }
 
-template float cross_entropy_forward_backward<float>(float*, float*, const float*, const int32_t*, int, int, float,
-                                                     int32_t);
-template double cross_entropy_forward_backward<double>(double*, double*, const double*, const int32_t*, int, int,
+template float cross_entropy_forward_backward<float>(float*, float*, const float*, const int32_t*, int, int, int,
+                                                     float, int32_t);
+template double cross_entropy_forward_backward<double>(double*, double*, const double*, const int32_t*, int, int, int,
                                                        double, int32_t);
 
 }  // namespace ferry::kernels::cpu

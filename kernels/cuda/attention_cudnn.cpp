@@ -1,5 +1,6 @@
-// kernels/cuda/attention_cudnn.cpp — cuDNN fused attention through the C backend API, and the
-// `--attention` choice. See attention_cudnn.h for the contract and why the graphs look as they do.
+// kernels/cuda/attention_cudnn.cpp — cuDNN fused attention through the C backend API (the
+// `--attention` policy is attention_choice.cpp). See attention_cudnn.h for the contract and why the
+// graphs look as they do.
 //
 // The graphs below are cuDNN's flash-attention fusion pattern written out node by node (the
 // pattern is described in cuDNN's Graph API guide, "Fused Flash Attention fprop/bprop"):
@@ -18,11 +19,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <limits>
 #include <map>
-#include <regex>
-#include <sstream>
 #include <tuple>
 #include <vector>
 
@@ -35,11 +33,7 @@
 
 namespace ferry::kernels::cuda {
 
-// ---- the choice (no cuDNN needed) -----------------------------------------------------------
-
-const char* attention_backend_name(AttentionBackend backend) {
-  return backend == AttentionBackend::Cudnn ? "cudnn" : "ferry";
-}
+// ---- what the `--attention` choice (attention_choice.cpp) asks (no cuDNN needed) --------------
 
 bool built_with_cudnn() {
 #if FERRY_WITH_CUDNN
@@ -81,40 +75,9 @@ bool current_device(std::string* name, int* major, int* minor) {
 
 }  // namespace
 
-std::string attention_choice_path() {
-  if (const char* p = std::getenv("FERRY_ATTENTION_CHOICE"); p && *p) return p;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/ferry/attention_choice.json";
-  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/ferry/attention_choice.json";
-  return "attention_choice.json";
-}
-
-void write_attention_choice(const std::string& path, const std::string& device_name, long cudnn_version,
-                            double ferry_ms, double cudnn_ms) {
-  std::ofstream f(path);
-  if (!f) throw UserError("cannot write the attention verdict file " + path);
-  const bool cudnn_faster = cudnn_ms > 0 && cudnn_ms < ferry_ms;
-  f << "{\"device\": \"" << device_name << "\", \"cudnn_version\": " << cudnn_version
-    << ", \"ferry_ms\": " << ferry_ms << ", \"cudnn_ms\": " << cudnn_ms << ", \"faster\": \""
-    << (cudnn_faster ? "cudnn" : "ferry") << "\"}\n";
-}
-
-AttentionBackend read_attention_choice(const std::string& path, const std::string& device_name,
-                                       long cudnn_version) {
-  std::ifstream f(path);
-  if (!f) return AttentionBackend::Ferry;
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string text = ss.str();
-  std::smatch m;
-  // The verdict only holds for the card model and cuDNN release it was measured with.
-  if (!std::regex_search(text, m, std::regex("\"device\"\\s*:\\s*\"([^\"]*)\"")) || m[1] != device_name)
-    return AttentionBackend::Ferry;
-  if (!std::regex_search(text, m, std::regex("\"cudnn_version\"\\s*:\\s*([0-9]+)")) ||
-      std::stol(m[1]) != cudnn_version)
-    return AttentionBackend::Ferry;
-  if (std::regex_search(text, m, std::regex("\"faster\"\\s*:\\s*\"(\\w+)\"")) && m[1] == "cudnn")
-    return AttentionBackend::Cudnn;
-  return AttentionBackend::Ferry;
+std::string cuda_device_name() {
+  std::string name;
+  return current_device(&name, nullptr, nullptr) ? name : std::string();
 }
 
 std::string cudnn_attention_unsupported_reason(int HS, bool backward) {
@@ -136,24 +99,6 @@ std::string cudnn_attention_unsupported_reason(int HS, bool backward) {
     return "head dim " + std::to_string(HS) + " is not supported by ferry's cuDNN attention (64 or 128)";
   return "";
 #endif
-}
-
-AttentionBackend choose_attention(const std::string& requested) {
-  if (requested == "ferry") return AttentionBackend::Ferry;
-  if (requested == "cudnn") {
-    const std::string why = cudnn_attention_unsupported_reason(0, true);
-    if (!why.empty()) throw UserError("--attention cudnn: " + why + "; use --attention ferry");
-    return AttentionBackend::Cudnn;
-  }
-  if (requested == "auto") {
-    std::string name;
-    if (!current_device(&name, nullptr, nullptr)) return AttentionBackend::Ferry;
-    if (read_attention_choice(attention_choice_path(), name, cudnn_runtime_version()) == AttentionBackend::Cudnn &&
-        cudnn_attention_unsupported_reason(0, true).empty())
-      return AttentionBackend::Cudnn;
-    return AttentionBackend::Ferry;
-  }
-  throw UserError("--attention: '" + requested + "' is not one of ferry, cudnn, auto");
 }
 
 #if !FERRY_WITH_CUDNN
@@ -574,6 +519,7 @@ struct Plan {
   size_t cudnn_bytes = 0;   // what the engine asks for, at the start of the workspace
   size_t softmax_sum = 0;   // backward: byte offsets of our own fp32 tensors in the workspace
   size_t dq_accum = 0;
+  size_t dq_accum_bytes = 0;
   size_t total = 0;
 };
 
@@ -654,7 +600,8 @@ struct CudnnAttention::Impl {
       p.softmax_sum = p.total;
       p.total += align_up(size_t(B) * NH * T * sizeof(float));
       p.dq_accum = p.total;
-      p.total += align_up(size_t(B) * NH * T * HS * sizeof(float));
+      p.dq_accum_bytes = size_t(B) * NH * T * HS * sizeof(float);
+      p.total += align_up(p.dq_accum_bytes);
     }
     if (s.masked && !full_lengths.count({B, T})) {
       int32_t* d = nullptr;
@@ -766,6 +713,9 @@ void CudnnAttention::backward(bf16* dqkv, const bf16* dout, const bf16* qkv, con
                              ws + p.dq_accum,
                              &impl_->one};
   impl_->common_pointers(s, &scale, key_lengths, uids, ptrs);
+  // cuDNN adds every key tile's dS·K into the fp32 dQ accumulator (with atomics): it must start at
+  // zero on every call. Queued on the stream, so it is legal inside a captured CUDA graph too.
+  FERRY_CUDA_CHECK(cudaMemsetAsync(ws + p.dq_accum, 0, p.dq_accum_bytes, stream));
   impl_->execute(p, uids, ptrs, ws, stream);
 }
 

@@ -1,5 +1,6 @@
 // kernels/cuda/attention_cudnn.h — the same attention as kernels/attention.h, computed by cuDNN's
-// fused flash attention, and the choice between it and ferry's own kernel (`--attention`).
+// fused flash attention. The choice between it and ferry's own kernel (`--attention`) is
+// kernels/cuda/attention_choice.h.
 //
 // Contract: exactly kernels/attention.h's CUDA twin — qkv [B, T, 3C] packed (read in place through
 // strides, never copied), out [B, T, C], lse [B, NH, T] fp32 (natural-log sum-exp of the scaled
@@ -34,28 +35,6 @@ typedef CUstream_st* cudaStream_t;
 
 namespace ferry::kernels::cuda {
 
-enum class AttentionBackend { Ferry, Cudnn };
-
-const char* attention_backend_name(AttentionBackend backend);
-
-// The `--attention ferry|cudnn|auto` flag. "ferry" always works; "cudnn" checks that this build has
-// cuDNN and that the installed cuDNN and the device can run it (throws ferry::UserError, one line,
-// otherwise); "auto" is ferry unless the benchmark's verdict file (attention_choice_path()) was
-// written on this device model with this cuDNN version and says cuDNN was faster — and cuDNN can
-// run here. Anything else is a UserError naming the flag.
-AttentionBackend choose_attention(const std::string& requested);
-
-// Where "auto" looks for the benchmark's verdict: $FERRY_ATTENTION_CHOICE, else
-// $XDG_CACHE_HOME/ferry/attention_choice.json, else $HOME/.cache/ferry/attention_choice.json.
-std::string attention_choice_path();
-
-// The verdict file the benchmark writes (one small JSON object), and the reading of it. A file
-// that is absent, unreadable, from another device or cuDNN version reads as Ferry.
-void write_attention_choice(const std::string& path, const std::string& device_name, long cudnn_version,
-                            double ferry_ms, double cudnn_ms);
-AttentionBackend read_attention_choice(const std::string& path, const std::string& device_name,
-                                       long cudnn_version);
-
 // True when ferry was built against cuDNN (FERRY_WITH_CUDNN).
 bool built_with_cudnn();
 
@@ -70,6 +49,9 @@ std::string cudnn_attention_summary();
 
 // cudnnGetVersion() at run time; 0 in a build without cuDNN.
 long cudnn_runtime_version();
+
+// The current device's name (cudaDeviceProp::name); empty when there is no usable device.
+std::string cuda_device_name();
 
 // Builds (and drops) every node of the forward or backward graph for this shape: each tensor,
 // matmul, pointwise, reduction and reshape descriptor finalized by cuDNN, which checks their
@@ -87,7 +69,9 @@ class CudnnAttention {
   CudnnAttention& operator=(const CudnnAttention&) = delete;
 
   // Workspace for one call of this shape (builds and caches the plan if needed). A null workspace
-  // in forward/backward makes the object use (and grow) one of its own instead.
+  // in forward/backward makes the object use (and grow) one of its own instead. The backward's
+  // fp32 dQ accumulator lives in the workspace; backward zeroes it on the stream before cuDNN adds
+  // into it, so a workspace may come with any contents.
   size_t forward_workspace_bytes(int B, int Tn, int NH, int HS, bool causal, bool padded);
   size_t backward_workspace_bytes(int B, int Tn, int NH, int HS, bool causal, bool padded);
 

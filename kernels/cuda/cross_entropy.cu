@@ -2,10 +2,12 @@
 // kernels/cross_entropy.h).
 //
 // Three launches, none waiting on the host: (1) one block counts the valid targets and stores
-// 1/n_valid; (2) one block per row: pass 1 reads the row once with 128-bit loads keeping a per-thread
-// running (max, Σexp) pair, merged over the block in a fixed tree; pass 2 re-reads the row (an L2
-// hit: a row is 100 KB at V = 50257) and writes dlogits, possibly in place; (3) one block sums the
-// per-row losses in a fixed order into the mean. Probabilities are never stored.
+// 1/n_valid; (2) one block per row: pass 1 reads the row's V classes once with 128-bit loads keeping
+// a per-thread running (max, Σexp) pair, merged over the block in a fixed tree; pass 2 re-reads them
+// (an L2 hit: a row is 100 KB at V = 50257) and writes dlogits, possibly in place, and zeros over
+// the row's padding columns [V, ld); (3) one block sums the per-row losses in a fixed order into
+// the mean. Probabilities are never stored. With ld a multiple of 8 (the padded vocabulary: 50304)
+// every row starts 16-byte aligned and the scalar head below is empty.
 #include "kernels/cross_entropy.h"
 #include "kernels/cuda/common.cuh"
 
@@ -45,16 +47,19 @@ __device__ __forceinline__ void split_row(const __nv_bfloat16* row, int V, int& 
 
 __global__ void __launch_bounds__(kThreads)
     cross_entropy_row_kernel(float* losses, __nv_bfloat16* dlogits, const __nv_bfloat16* logits,
-                             const int32_t* targets, const float* inv_valid, int V, float scale,
+                             const int32_t* targets, const float* inv_valid, int V, int ld, float scale,
                              int32_t ignore_index) {
   __shared__ float scratch[32];
   const int n = blockIdx.x;
   const int32_t y = targets[n];
-  const __nv_bfloat16* x = logits + size_t(n) * V;
-  __nv_bfloat16* dx = dlogits ? dlogits + size_t(n) * V : nullptr;
+  const __nv_bfloat16* x = logits + size_t(n) * ld;
+  __nv_bfloat16* dx = dlogits ? dlogits + size_t(n) * ld : nullptr;
   int head, n8;
   split_row(x, V, head, n8);
   const int tail = head + 8 * n8;
+  // The padding columns are never read, so zeroing them first is safe in place too.
+  if (dx)
+    for (int v = V + threadIdx.x; v < ld; v += blockDim.x) dx[v] = __float2bfloat16_rn(0.0f);
   if (y == ignore_index) {
     if (threadIdx.x == 0) losses[n] = 0.0f;
     if (dx)
@@ -124,16 +129,16 @@ __global__ void mean_loss_kernel(float* loss_mean, const float* losses, const fl
 size_t cross_entropy_workspace_bytes() { return 256; }
 
 void cross_entropy_forward_backward(float* losses, float* loss_mean, bf16* dlogits, const bf16* logits,
-                                    const int32_t* targets, int N, int V, float scale, int32_t ignore_index,
+                                    const int32_t* targets, int N, int V, int ld, float scale, int32_t ignore_index,
                                     void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   FERRY_CUDA_REQUIRE(workspace_bytes >= cross_entropy_workspace_bytes(), "workspace too small");
-  FERRY_CUDA_REQUIRE(V > 0, "V=" + std::to_string(V));
+  FERRY_CUDA_REQUIRE(V > 0 && ld >= V, "V=" + std::to_string(V) + " ld=" + std::to_string(ld));
   float* inv_valid = static_cast<float*>(workspace);
   count_valid_kernel<<<1, kThreads, 0, stream>>>(inv_valid, targets, N, ignore_index);
   FERRY_CUDA_CHECK_LAUNCH("count_valid_kernel");
   if (N > 0) {
     cross_entropy_row_kernel<<<N, kThreads, 0, stream>>>(losses, dev(dlogits), dev(logits), targets, inv_valid, V,
-                                                         scale, ignore_index);
+                                                         ld, scale, ignore_index);
     FERRY_CUDA_CHECK_LAUNCH("cross_entropy_row_kernel");
   }
   if (loss_mean) {

@@ -95,9 +95,16 @@ struct Product {
   int ldaux = 0;
 };
 
-using AlgoKey = std::tuple<int, int, int, int, int, int, int, int, int, int, bool>;
+// Shapes, epilogue and the operands' alignments: an algorithm chosen for 256-byte aligned operands
+// must never be replayed on 16-byte aligned ones (a tensor parallel shard, an odd leading dimension).
+using AlgoKey = std::tuple<int, int, int, int, int, int, int, int, int, int, bool, uint32_t, uint32_t, uint32_t>;
 
 }  // namespace
+
+uint32_t matmul_operand_alignment(const void* p, int64_t ld, size_t elem_bytes) {
+  const uint64_t bits = reinterpret_cast<uintptr_t>(p) | (static_cast<uint64_t>(ld) * elem_bytes) | 256u;
+  return static_cast<uint32_t>(bits & (~bits + 1));  // the lowest set bit
+}
 
 struct Matmul::State {
   cublasLtHandle_t handle = nullptr;
@@ -130,8 +137,11 @@ struct Matmul::State {
     FERRY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, b_t ? p.n : p.k, b_t ? p.k : p.n, p.ldb));
     FERRY_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, CUDA_R_16BF, p.m, p.n, p.ldd));
 
-    const AlgoKey key{p.ta, p.tb, p.m, p.n, p.k, p.lda, p.ldb, p.ldd, static_cast<int>(p.epilogue), p.ldaux,
-                      p.beta != 0.0f};
+    // cuBLASLt assumes 256-byte aligned operands unless told otherwise; tell it what they are.
+    const uint32_t align_a = matmul_operand_alignment(p.a, p.lda, 2), align_b = matmul_operand_alignment(p.b, p.ldb, 2),
+                   align_d = matmul_operand_alignment(p.d, p.ldd, 2);
+    const AlgoKey key{p.ta,    p.tb,    p.m,     p.n, p.k, p.lda, p.ldb, p.ldd, static_cast<int>(p.epilogue), p.ldaux,
+                      p.beta != 0.0f, align_a, align_b, align_d};
     bool ok = true;
     auto found = algos.find(key);
     if (found == algos.end() && !unsupported.count(key)) {
@@ -139,6 +149,14 @@ struct Matmul::State {
       FERRY_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
       FERRY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                               &workspace_bytes, sizeof(workspace_bytes)));
+      // C is D (in place, beta accumulates into it).
+      const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d},
+          {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d}};
+      for (const auto& [attr, bytes] : alignments)
+        FERRY_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &bytes, sizeof(bytes)));
       cublasLtMatmulHeuristicResult_t result{};
       int count = 0;
       const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, ld, ld, pref, 1, &result, &count);

@@ -303,7 +303,8 @@ TEST(LmEval, MaskedLossIsTheMeanOverMaskedPositions) {
       for (int t = 0; t < T; ++t) {
         const int label = rows[b].token_labels[t];
         if (label < 0) continue;
-        const float* l = logits.data() + (size_t(b) * T + t) * V;
+        // Rows of the padded vocabulary (engine/model/gpt.h); the first V columns are the tokens.
+        const float* l = logits.data() + (size_t(b) * T + t) * padded_vocab_size(V);
         double mx = l[0], z = 0;
         for (int v = 1; v < V; ++v) mx = std::max<double>(mx, l[v]);
         for (int v = 0; v < V; ++v) z += std::exp(double(l[v]) - mx);

@@ -95,13 +95,13 @@ TEST_P(AlignmentEmu, StreamingKernelsTakeTheScalarPathOffTheGrid) {
   std::vector<int32_t> targets{1, 7, 39};
   std::vector<double> losses_ref(N), dlogits_ref(size_t(N) * V);
   cpu::cross_entropy_forward_backward(losses_ref.data(), dlogits_ref.data(), logits.data() + shift(), targets.data(),
-                                      N, V, 1.0, -1);
+                                      N, V, V, 1.0, -1);
   DeviceBuffer<bf16> d_logits(to_bf16(logits));
   DeviceBuffer<int32_t> d_targets(targets);
   DeviceBuffer<float> d_losses(N);
   DeviceBuffer<unsigned char> ws(gpu::cross_entropy_workspace_bytes());
   gpu::cross_entropy_forward_backward(d_losses.get(), nullptr, d_logits.get() + shift(), d_logits.get() + shift(),
-                                      d_targets.get(), N, V, 1.0f, -1, ws.get(), ws.size(), nullptr);
+                                      d_targets.get(), N, V, V, 1.0f, -1, ws.get(), ws.size(), nullptr);
   FERRY_EXPECT_CLOSE(to_double(d_losses.download()), losses_ref, kFp32Tolerance);
   const auto dl = to_double(d_logits.download());
   FERRY_EXPECT_CLOSE(std::vector<double>(dl.begin() + shift(), dl.begin() + shift() + long(N) * V), dlogits_ref,

@@ -78,15 +78,15 @@ TEST_F(Emulated, CrossEntropy) {
   const auto logits = random_bf16_values(size_t(N) * V, rng, -6.0, 6.0);
   const std::vector<int32_t> targets{5, 1000, 3000};
   std::vector<double> losses_ref(N), dlogits_ref(logits.size());
-  cpu::cross_entropy_forward_backward(losses_ref.data(), dlogits_ref.data(), logits.data(), targets.data(), N, V, 1.0,
-                                      -100);
+  cpu::cross_entropy_forward_backward(losses_ref.data(), dlogits_ref.data(), logits.data(), targets.data(), N, V, V,
+                                      1.0, -100);
   DeviceBuffer<bf16> d_logits(to_bf16(logits)), d_dlogits(logits.size());
   DeviceBuffer<int32_t> d_targets(targets);
   DeviceBuffer<float> d_losses(N), d_mean(1);
   DeviceBuffer<unsigned char> ws(gpu::cross_entropy_workspace_bytes());
   const auto f = fault_of([&] {
     gpu::cross_entropy_forward_backward(d_losses.get(), d_mean.get(), d_dlogits.get(), d_logits.get(), d_targets.get(),
-                                        N, V, 1.0f, -100, ws.get(), ws.size(), nullptr);
+                                        N, V, V, 1.0f, -100, ws.get(), ws.size(), nullptr);
   });
   check_fault(f, "kernel");
   if (f.kind == emu::FaultKind::None) FERRY_EXPECT_CLOSE(to_double(d_losses.download()), losses_ref, kFp32Tolerance);

@@ -154,5 +154,21 @@ TEST(OpGradcheck, CrossEntropyWithIgnoredRowsAndScale) {
   expect_close(test::gradcheck(g, in, rng(), 0, /*grad_scale=*/0.25));
 }
 
+// Rows of 16 columns of which the first 9 are classes (a padded vocabulary): every column, padding
+// included, against finite differences — the loss does not depend on the padding, and its
+// analytic gradient there must be zero too.
+TEST(OpGradcheck, CrossEntropyOverAPaddedVocabulary) {
+  std::mt19937_64 rng(test::test_seed());
+  Graph g;
+  const int logits = g.add_param("logits", {2, 4, 16}, DType::F64, false, -1);
+  const int targets = g.add_input("targets", {2, 4}, DType::I32);
+  auto o = g.add("cross_entropy", {logits, targets}, {{"scale", 0.5}, {"ignore_index", -1}, {"classes", 9}});
+  g.loss = o[1];
+  g.mark_output(g.loss);
+  test::GradcheckInputs in;
+  in.i32[targets] = {0, 8, -1, 3, 4, -1, 7, 2};
+  expect_close(test::gradcheck(g, in, rng(), 0, /*grad_scale=*/0.5));
+}
+
 }  // namespace
 }  // namespace ferry

@@ -68,7 +68,8 @@ void check_forward_backward(const Fixture& f, DType dtype, Tolerance tol, double
     GptGraph m = build_gpt(cfg, fixture_batch_shape(f, dtype, false));
     Executor ex(m.graph, *backend);
     const std::vector<double> flat = flat_params(m.graph, f);
-    std::copy(flat.begin(), flat.end(), ex.params().as<T>());
+    const std::vector<T> flat_t(flat.begin(), flat.end());
+    scatter_to_storage(m.graph, flat_t.data(), ex.params().as<T>());
     ex.set_input(m.tokens, tokens.data(), tokens.size() * sizeof(int32_t));
     ex.forward(false);
     const Tensor logits = ex.tensor(m.logits);
@@ -81,7 +82,8 @@ void check_forward_backward(const Fixture& f, DType dtype, Tolerance tol, double
   derive_backward(m.graph);
   Executor ex(m.graph, *backend);
   const std::vector<double> flat = flat_params(m.graph, f);
-  std::copy(flat.begin(), flat.end(), ex.params().as<T>());
+  const std::vector<T> flat_t(flat.begin(), flat.end());
+  scatter_to_storage(m.graph, flat_t.data(), ex.params().as<T>());
   ex.set_input(m.tokens, tokens.data(), tokens.size() * sizeof(int32_t));
   ex.set_input(m.targets, targets.data(), targets.size() * sizeof(int32_t));
   ex.zero_grads();
@@ -91,7 +93,7 @@ void check_forward_backward(const Fixture& f, DType dtype, Tolerance tol, double
   const T* grads = ex.grads().as<T>();
   for (const ParamInfo& p : m.graph.params) {
     if (!f.has("grad", p.name)) continue;  // reported by flat_params
-    expect_tensor_near("grad " + p.name, grads + p.offset, f.floats("grad", p.name), f.tensor("grad", p.name).shape,
+    expect_tensor_near("grad " + p.name, grads + p.storage, f.floats("grad", p.name), f.tensor("grad", p.name).shape,
                        tol);
   }
 }

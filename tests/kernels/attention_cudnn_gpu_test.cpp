@@ -3,13 +3,13 @@
 // ferry's own kernel is held to: out, lse, and dQ, dK, dV separately; causal and bidirectional,
 // key padding, head dims 64 and 128, T not a multiple of the tiles; plans are built once per shape.
 // Variants the installed cuDNN or the device cannot run skip with the reason; on a device that can,
-// a plan that does not build is a failure, not a skip. The `--attention` choice and the benchmark's
-// verdict file are checked without a device.
+// a plan that does not build is a failure, not a skip. The workspace comes poisoned (NaN) and is
+// reused across calls: cuDNN's fp32 dQ accumulator lives there and must be zeroed before each
+// backward. The `--attention` choice and the graph descriptors are checked without a device, in
+// tests/kernels/attention_choice_test.cpp.
 #include "tests/support/support.h"
 
 #if FERRY_WITH_CUDA
-#include <fstream>
-
 #include "engine/error.h"
 #include "kernels/attention.h"
 #include "kernels/cuda/attention_cudnn.h"
@@ -21,79 +21,6 @@ namespace {
 
 namespace cpu = ferry::kernels::cpu;
 namespace gpu = ferry::kernels::cuda;
-
-// ---- the choice, no device needed -------------------------------------------------------------
-
-TEST(AttentionChoice, UnknownBackendNameIsAUserErrorNamingTheFlag) {
-  try {
-    gpu::choose_attention("flash");
-    FAIL() << "no error";
-  } catch (const UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("--attention"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("flash"), std::string::npos) << e.what();
-  }
-}
-
-TEST(AttentionChoice, FerryIsAlwaysAvailable) {
-  EXPECT_EQ(gpu::choose_attention("ferry"), gpu::AttentionBackend::Ferry);
-}
-
-TEST(AttentionChoice, CudnnEitherRunsHereOrSaysWhyNot) {
-  const std::string why = gpu::cudnn_attention_unsupported_reason(0, true);
-  if (why.empty()) {
-    EXPECT_EQ(gpu::choose_attention("cudnn"), gpu::AttentionBackend::Cudnn);
-  } else {
-    try {
-      gpu::choose_attention("cudnn");
-      FAIL() << "no error although: " << why;
-    } catch (const UserError& e) {
-      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("--attention ferry"), std::string::npos) << e.what();
-    }
-  }
-  if (!gpu::built_with_cudnn()) EXPECT_NE(why.find("without cuDNN"), std::string::npos) << why;
-}
-
-TEST(AttentionChoice, VerdictHoldsOnlyForItsDeviceAndCudnnVersion) {
-  TempDir dir;
-  const std::string path = (dir.path() / "choice.json").string();
-  gpu::write_attention_choice(path, "NVIDIA H200", 91400, 2.0, 1.5);
-  EXPECT_EQ(gpu::read_attention_choice(path, "NVIDIA H200", 91400), gpu::AttentionBackend::Cudnn);
-  EXPECT_EQ(gpu::read_attention_choice(path, "NVIDIA H100 80GB HBM3", 91400), gpu::AttentionBackend::Ferry);
-  EXPECT_EQ(gpu::read_attention_choice(path, "NVIDIA H200", 91900), gpu::AttentionBackend::Ferry);
-  gpu::write_attention_choice(path, "NVIDIA H200", 91400, 1.0, 1.5);
-  EXPECT_EQ(gpu::read_attention_choice(path, "NVIDIA H200", 91400), gpu::AttentionBackend::Ferry);
-  // cuDNN not measured (0 ms) is never "faster".
-  gpu::write_attention_choice(path, "NVIDIA H200", 91400, 1.0, 0.0);
-  EXPECT_EQ(gpu::read_attention_choice(path, "NVIDIA H200", 91400), gpu::AttentionBackend::Ferry);
-  EXPECT_EQ(gpu::read_attention_choice((dir.path() / "absent.json").string(), "NVIDIA H200", 91400),
-            gpu::AttentionBackend::Ferry);
-  std::ofstream(path) << "not json";
-  EXPECT_EQ(gpu::read_attention_choice(path, "NVIDIA H200", 91400), gpu::AttentionBackend::Ferry);
-}
-
-TEST(AttentionChoice, AutoIsFerryWithoutAVerdict) {
-  TempDir dir;
-  const std::string path = (dir.path() / "none.json").string();
-  ::setenv("FERRY_ATTENTION_CHOICE", path.c_str(), 1);
-  EXPECT_EQ(gpu::attention_choice_path(), path);
-  EXPECT_EQ(gpu::choose_attention("auto"), gpu::AttentionBackend::Ferry);
-  ::unsetenv("FERRY_ATTENTION_CHOICE");
-}
-
-// Every descriptor of every graph variant is accepted by the cuDNN this was built with (no device:
-// this part runs in CI; whether an engine fuses the graph is the device tests' business).
-TEST(AttentionCudnnGraph, EveryNodeOfEveryVariantIsAcceptedByCudnn) {
-  if (!gpu::built_with_cudnn()) GTEST_SKIP() << "built without cuDNN";
-  for (bool backward : {false, true})
-    for (bool causal : {false, true})
-      for (bool padded : {false, true})
-        for (int HS : {64, 128}) {
-          SCOPED_TRACE(std::string(backward ? "backward" : "forward") + (causal ? " causal" : " full") +
-                       (padded ? " padded" : "") + " HS" + std::to_string(HS));
-          EXPECT_NO_THROW(gpu::check_cudnn_attention_graph(2, 77, 3, HS, causal, padded, backward));
-        }
-}
 
 // ---- cuDNN attention against the CPU reference ----------------------------------------------
 
@@ -140,12 +67,19 @@ TEST_P(AttentionCudnnGpu, ForwardAndBackwardMatchCpuReference) {
   // lse is cuDNN's softmax stats: fp32 arithmetic on exact bf16 products.
   FERRY_EXPECT_CLOSE(to_double(d_lse.download()), lse_ref, kFp32Tolerance);
 
-  attention.backward(d_dqkv.get(), d_dout.get(), d_qkv.get(), d_out.get(), d_lse.get(), d_lengths_ptr, B, T, NH, HS,
-                     causal, ws.get(), ws.size(), nullptr);
-  const auto dqkv = to_double(d_dqkv.download());
-  for (int which = 0; which < 3; ++which) {
-    SCOPED_TRACE(which == 0 ? "dQ" : which == 1 ? "dK" : "dV");
-    FERRY_EXPECT_CLOSE(qkv_part(dqkv, which, BT, C), qkv_part(dqkv_ref, which, BT, C), kBf16Tolerance);
+  // The workspace the forward ran in is poisoned again: backward must not read what it did not write.
+  // The second backward reuses the first one's workspace, dQ accumulator and all.
+  ws.poison();
+  for (int call = 1; call <= 2; ++call) {
+    SCOPED_TRACE("backward call " + std::to_string(call));
+    d_dqkv.poison();
+    attention.backward(d_dqkv.get(), d_dout.get(), d_qkv.get(), d_out.get(), d_lse.get(), d_lengths_ptr, B, T, NH, HS,
+                       causal, ws.get(), ws.size(), nullptr);
+    const auto dqkv = to_double(d_dqkv.download());
+    for (int which = 0; which < 3; ++which) {
+      SCOPED_TRACE(which == 0 ? "dQ" : which == 1 ? "dK" : "dV");
+      FERRY_EXPECT_CLOSE(qkv_part(dqkv, which, BT, C), qkv_part(dqkv_ref, which, BT, C), kBf16Tolerance);
+    }
   }
 
   // A second call of the same shape reuses both plans (and, its own workspace this time, gives

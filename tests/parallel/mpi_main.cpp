@@ -1,6 +1,8 @@
 // tests/parallel/mpi_main.cpp — the gtest main of every *_mpi_test (see tests/mpi.cmake).
 // Rank 0 prints as usual; the other ranks print only their failures, prefixed with the rank, so
-// a failure on one rank is never lost. The job passes only if every rank passed.
+// a failure on one rank is never lost. The job passes only if every rank passed; it reports
+// "skipped" to ctest (exit 77, tests/support/skip_verdict.h) only if no rank failed and some rank's
+// run says skipped, so every rank exits with the same status and mpirun passes it on.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -11,6 +13,11 @@
 
 #include "parallel/communicator_mpi.h"
 #include "tests/parallel/mpi_world.h"
+#include "tests/support/skip_verdict.h"
+
+#ifndef FERRY_GPU_TEST_MAIN
+#define FERRY_GPU_TEST_MAIN 0
+#endif
 
 namespace ferry::test {
 namespace {
@@ -58,14 +65,16 @@ int main(int argc, char** argv) {
     delete listeners.Release(listeners.default_result_printer());
     listeners.Append(new ferry::test::RankFailurePrinter(rank));
   }
-  int failed = 0;
+  int verdict[2] = {0, 0};  // failed, skipped (in skip_verdict.h's sense) on this rank
   {
     ferry::parallel::MpiOptions options;
     options.collective_timeout = std::chrono::seconds(60);
     ferry::test::g_world = ferry::parallel::make_mpi_world_communicator(options);
-    failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
+    verdict[0] = RUN_ALL_TESTS() != 0 ? 1 : 0;
+    verdict[1] = ferry::test::skip_aware_exit_status(verdict[0] != 0, *::testing::UnitTest::GetInstance(),
+                                                     FERRY_GPU_TEST_MAIN != 0) == ferry::test::kSkipExitCode;
     ferry::test::g_world.reset();
   }
-  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  return failed;
+  MPI_Allreduce(MPI_IN_PLACE, verdict, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  return verdict[0] ? 1 : verdict[1] ? ferry::test::kSkipExitCode : 0;
 }

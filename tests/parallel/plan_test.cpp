@@ -37,7 +37,10 @@ double model_bytes(const Plan& p) {
 
 TEST(Plan, ParametersSplitOverTensorAndPipelineRanks) {
   const Plan one = plan_layout(request("gpt2-124m", 1, 1, 8, 1));
-  EXPECT_NEAR(one.stages[0].params, 2.0 * one.params_total, 1.0);  // bf16, the whole model on each rank
+  // bf16, the whole model on each rank, with the vocabulary's padding rows (50257 → 50304).
+  const int64_t C = gpt_preset("gpt2-124m").n_embd;
+  EXPECT_EQ(one.vocab_padded, 50304);
+  EXPECT_NEAR(one.stages[0].params, 2.0 * (one.params_total + (50304 - 50257) * C), 1.0);
   const Plan split = plan_layout(request("gpt2-124m", 2, 2, 2, 1));
   ASSERT_EQ(split.stages.size(), 2u);
   // Two TP ranks hold the model once, except that the tied embedding (padded vocabulary) sits on
@@ -81,7 +84,8 @@ TEST(Plan, CommandPrintsTheGpt3Example) {
                                    "--gpu-mem 80 --micro-batch 1 --grad-accum 64 --zero1 --recompute");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("fits in 80 GiB: yes"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("padded to 51200"), std::string::npos) << r.out;
+  // Eight vocabulary shards of ⌈50257/8⌉ rounded up to 8 rows (parallel/tensor_parallel.h).
+  EXPECT_NE(r.out.find("padded to 50304"), std::string::npos) << r.out;
   const auto bad = test::run_command(test::ferry_binary() + " plan --model gpt2-1558m --tp 8 --pp 2 --dp 4 --nodes 8");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.out.find("n_head (25)"), std::string::npos) << bad.out;

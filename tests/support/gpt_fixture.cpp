@@ -119,7 +119,7 @@ std::vector<double> flat_params(const Graph& g, const Fixture& f, const std::str
       ADD_FAILURE() << "ferry parameter " << p.name << " has no " << kind << " tensor in the fixture";
       continue;
     }
-    const Shape& shape = g.values[p.value].shape;
+    const Shape shape = logical_shape(g, p);  // without a padded vocabulary's padding rows
     const std::vector<int64_t> want(shape.begin(), shape.end());
     if (f.tensor(kind, p.name).shape != want) {
       ADD_FAILURE() << p.name << ": ferry's shape " << shape_str(shape) << " differs from the fixture's";

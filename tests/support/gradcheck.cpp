@@ -47,12 +47,14 @@ GradcheckReport gradcheck(Graph& g, const GradcheckInputs& inputs, uint64_t seed
   Executor ex(g, *backend);
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
+  // The executor's buffers are in the storage order (engine/graph.h): index them by p.storage.
   double* params = ex.params().as<double>();
-  for (int64_t i = 0; i < g.param_count(); ++i) params[i] = u(rng);
+  for (const auto& p : g.params)
+    for (int64_t i = 0; i < p.numel; ++i) params[p.storage + i] = u(rng);
   // Layernorm weights near 1 keep the check in a well-conditioned region.
   for (const auto& p : g.params)
     if (p.name.find("ln") != std::string::npos && p.name.find("weight") != std::string::npos)
-      for (int64_t i = 0; i < p.numel; ++i) params[p.offset + i] = 1.0 + 0.1 * u(rng);
+      for (int64_t i = 0; i < p.numel; ++i) params[p.storage + i] = 1.0 + 0.1 * u(rng);
   for (const auto& [v, data] : inputs.f64) ex.set_input(v, data.data(), data.size() * sizeof(double));
   for (const auto& [v, data] : inputs.i32) ex.set_input(v, data.data(), data.size() * sizeof(int32_t));
 
@@ -63,7 +65,7 @@ GradcheckReport gradcheck(Graph& g, const GradcheckInputs& inputs, uint64_t seed
   ex.zero_grads();
   ex.forward(true);
   ex.backward();
-  std::vector<double> analytic(ex.grads().as<double>(), ex.grads().as<double>() + g.param_count());
+  std::vector<double> analytic(ex.grads().as<double>(), ex.grads().as<double>() + g.storage_size());
 
   GradcheckReport r;
   for (const auto& p : g.params) {
@@ -75,7 +77,7 @@ GradcheckReport gradcheck(Graph& g, const GradcheckInputs& inputs, uint64_t seed
       for (int k = 0; k < per_param; ++k) idx.push_back(static_cast<int64_t>(rng() % p.numel));
     }
     for (int64_t i : idx) {
-      double& x = params[p.offset + i];
+      double& x = params[p.storage + i];
       const double saved = x;
       x = saved + h;
       const double lp = loss();
@@ -83,7 +85,7 @@ GradcheckReport gradcheck(Graph& g, const GradcheckInputs& inputs, uint64_t seed
       const double lm = loss();
       x = saved;
       const double numeric = (lp - lm) / (2 * h);
-      const double a = analytic[p.offset + i] / grad_scale;
+      const double a = analytic[p.storage + i] / grad_scale;
       // Relative error, with a floor so that exact zeros (a key bias under softmax) compare against
       // finite-difference noise (~1e-11 here) rather than against themselves.
       const double rel = std::abs(a - numeric) / std::max(1e-3, std::abs(a) + std::abs(numeric));

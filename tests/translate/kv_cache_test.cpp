@@ -60,7 +60,7 @@ class FullRecompute {
     o.with_loss = false;
     g_ = build_gpt(c, o);
     ex_ = std::make_unique<Executor>(g_.graph, *backend_);
-    backend_->upload(ex_->params().data, flat.data(), flat.size() * sizeof(float));
+    ex_->set_parameters(flat);
   }
   // Logits [V] after `tokens` (positions after them are padding the causal mask hides).
   std::vector<float> next_logits(const std::vector<int32_t>& tokens) {
@@ -68,9 +68,11 @@ class FullRecompute {
     std::copy(tokens.begin(), tokens.end(), window.begin());
     ex_->set_input(g_.tokens, window.data(), window.size() * sizeof(int32_t));
     ex_->forward(false);
-    std::vector<float> all(static_cast<size_t>(c_.max_seq_len) * c_.vocab_size);
+    // Rows of the padded vocabulary (engine/model/gpt.h); the first vocab_size columns are tokens.
+    const size_t Vp = static_cast<size_t>(g_.graph.values[g_.logits].shape.back());
+    std::vector<float> all(static_cast<size_t>(c_.max_seq_len) * Vp);
     ex_->read(g_.logits, all.data(), all.size() * sizeof(float));
-    const auto* row = all.data() + (tokens.size() - 1) * c_.vocab_size;
+    const auto* row = all.data() + (tokens.size() - 1) * Vp;
     return {row, row + c_.vocab_size};
   }
   double log_prob(const std::vector<int32_t>& context, int32_t next) {
