@@ -41,9 +41,9 @@ TEST(CpuSoftmax, CrossEntropyFloatMatchesDouble) {
     std::vector<float> loss_f(N), dx_f(x.size(), 123.0f);
     std::vector<double> loss_d(N), dx_d(x.size());
     const float mean_f = cpu::cross_entropy_forward_backward(loss_f.data(), dx_f.data(), x.data(), y.data(), N, V,
-                                                             0.5f, -1);
+                                                             V, 0.5f, -1);
     const double mean_d = cpu::cross_entropy_forward_backward(loss_d.data(), dx_d.data(), xd.data(), y.data(), N, V,
-                                                              0.5, -1);
+                                                              V, 0.5, -1);
     EXPECT_NEAR(mean_f, mean_d, 2e-6 * std::max(1.0, std::abs(mean_d))) << "V " << V;
     for (int n = 0; n < N; ++n) EXPECT_NEAR(loss_f[n], loss_d[n], 3e-6 * std::max(1.0, loss_d[n])) << "row " << n;
     // Gradients are ≤ 0.5/32 each; the float log-sum-exp of a row led by a logit of 60 is good to one
@@ -51,7 +51,7 @@ TEST(CpuSoftmax, CrossEntropyFloatMatchesDouble) {
     EXPECT_LT(worst_abs(dx_f, dx_d), 5e-7) << "V " << V;
     // In place (the logits' memory receives their gradient): the same bits as out of place.
     std::vector<float> inplace = x, loss_i(N);
-    cpu::cross_entropy_forward_backward(loss_i.data(), inplace.data(), inplace.data(), y.data(), N, V, 0.5f, -1);
+    cpu::cross_entropy_forward_backward(loss_i.data(), inplace.data(), inplace.data(), y.data(), N, V, V, 0.5f, -1);
     EXPECT_EQ(inplace, dx_f);
     EXPECT_EQ(loss_i, loss_f);
   }
