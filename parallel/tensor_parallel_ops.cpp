@@ -220,7 +220,8 @@ void register_all_ops() {
     if (ad.needs_grad(n.in[0])) ad.contribute(n.in[0], n.out[2]);
   };
   ce.cpu = [](KernelCall& c) {
-    auto [N, V] = rows_cols(c.in[0].shape);
+    int N, V;
+    std::tie(N, V) = rows_cols(c.in[0].shape);
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
       *c.out[1].as<T>() = vocab_parallel_cross_entropy<T>(

@@ -30,7 +30,8 @@ void register_cross_entropy_ops() {
     if (ad.needs_grad(n.in[0])) ad.contribute(n.in[0], n.out[2]);
   };
   ce.cpu = [](KernelCall& c) {
-    auto [N, V] = rows_cols(c.in[0].shape);
+    int N, V;
+    std::tie(N, V) = rows_cols(c.in[0].shape);
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
       T* dlogits = c.training ? c.out[2].as<T>() : nullptr;

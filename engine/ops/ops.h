@@ -1,5 +1,6 @@
 // engine/ops/ops.h — the built-in op families, one file each; register_builtin_ops() calls them all.
 #pragma once
+#include <tuple>
 #include <utility>
 
 #include "engine/error.h"
@@ -35,7 +36,9 @@ inline DType statistics_dtype(DType activations) {
   return activations == DType::BF16 ? DType::F32 : activations;
 }
 
-// Rows and channels of a tensor whose last dimension is the channel dimension.
+// Rows and channels of a tensor whose last dimension is the channel dimension. Callers unpack it
+// with std::tie, not a structured binding: clang before 16 cannot capture a binding in a lambda,
+// and the fuzz build (tests/fuzz) compiles every op with Debian's clang 14.
 inline std::pair<int, int> rows_cols(const Shape& s) {
   const int cols = static_cast<int>(s.back());
   return {static_cast<int>(numel(s) / cols), cols};
