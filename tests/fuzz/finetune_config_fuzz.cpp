@@ -4,7 +4,7 @@
 // Input: one byte, then the file. Byte bit 0 set: --batch-size is given on the command line first.
 // Properties: the file applies or gives a UserError; every key of a file that applies is an option
 // that now has a value; a flag given on the command line keeps the command line's value.
-#include <toml++/toml.h>
+#include "engine/toml.h"
 
 #include "engine/error.h"
 #include "tests/fuzz/fuzz_support.h"
@@ -50,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   // The file applied, so it is TOML and each of its keys names an option that now holds a value.
-  const toml::table t = toml::parse_file(path.string());
+  const toml::table t = parse_toml(fuzz::read_file_bytes(path), path.string());
   for (auto&& [k, v] : t) {
     const CLI::Option* opt = app.get_option_no_throw("--" + std::string(k.str()));
     FUZZ_ASSERT(opt && opt->count() > 0, "key '" + std::string(k.str()) + "' applied but its option is unset");

@@ -1,20 +1,26 @@
 // tools/config/flag_file.cpp
 #include "tools/config/flag_file.h"
 
+#include <fstream>
 #include <iomanip>
 #include <sstream>
 
-#include <toml++/toml.h>
+#include "engine/toml.h"
 
 #include "engine/error.h"
 
 namespace ferry::config {
 
 void apply_flag_file(CLI::App& app, const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) user_error(file, ": cannot be read (missing or unreadable)");
+  std::ostringstream text;
+  text << in.rdbuf();
   toml::table t;
   try {
-    t = toml::parse_file(file);
+    t = parse_toml(text.str(), file);
   } catch (const toml::parse_error& e) {
+    if (e.source().begin.line == 0) user_error(file, ": ", e.description());  // no position (engine/toml.h)
     user_error(file, ": ", e.description(), " (line ", e.source().begin.line, ")");
   }
   for (auto&& [k, v] : t) {
