@@ -53,6 +53,9 @@ step interop 60 bash -c "'$BUILD/ferry' pretrain --config '$ROOT/configs/interop
   '$BUILD/ferry' convert '$BUILD/interop/checkpoints/'step_*.ckpt '$BUILD/interop/model.safetensors' &&
   python3 '$ROOT/tools/convert/compare_transformers.py' --ferry '$BUILD/ferry' --model '$BUILD/interop/model.safetensors'"
 
+# Language-model loss (issue 14): `ferry eval --task lm` on CUDA (bf16) against the CPU (fp32).
+step lm_eval 60 bash "$ROOT/benchmarks/lm_eval_check.sh" "$BUILD/ferry" "$ROOT" "$BUILD/lm_eval" "$BUILD/interop"
+
 ANCHOR=""
 for candidate in "$ROOT/shared/bench/torch_anchor.py" "$ROOT/../shared/bench/torch_anchor.py"; do
   [[ -f $candidate ]] && ANCHOR=$candidate && break

@@ -29,9 +29,7 @@ void save_model_file(const fs::path& file, const GptConfig& config, const nlohma
   write_checkpoint(file, ck);
 }
 
-namespace {
-
-fs::path resolve(const fs::path& path) {
+fs::path resolve_model_path(const fs::path& path) {
   std::error_code ec;
   if (!fs::is_directory(path, ec)) return path;
   if (fs::exists(path / kTaskModelFile, ec)) return path / kTaskModelFile;
@@ -44,12 +42,14 @@ fs::path resolve(const fs::path& path) {
   return found.back().second;
 }
 
-}  // namespace
-
 ModelFile load_model_file(const fs::path& path) {
+  const fs::path file = resolve_model_path(path);
+  return model_file_of(read_checkpoint(file), file);
+}
+
+ModelFile model_file_of(Checkpoint ck, const fs::path& path) {
   ModelFile m;
-  m.path = resolve(path);
-  Checkpoint ck = read_checkpoint(m.path);
+  m.path = path;
   m.config = ck.model;
   m.step = ck.step;
   if (ck.state.is_object() && ck.state.contains("finetune")) m.meta = ck.state["finetune"];

@@ -10,7 +10,9 @@
 // under another (parameters the file lacks — a new head, LoRA adapters — keep their initialization).
 //
 // A path may name a checkpoint file or a folder: a `ferry pretrain` checkpoint folder (its newest
-// step_*.ckpt) or a `ferry finetune` output folder (its model.ckpt).
+// step_*.ckpt) or a `ferry finetune` output folder (its model.ckpt). Weights from other programs
+// (llm.c model files, safetensors) are read by tools/convert and enter here through model_file_of,
+// as a model without meta: a pretrained trunk like a `ferry pretrain` checkpoint.
 #pragma once
 #include <filesystem>
 #include <string>
@@ -18,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/checkpoint/checkpoint.h"
 #include "engine/graph.h"
 #include "engine/model/gpt.h"
 
@@ -45,8 +48,15 @@ inline constexpr const char* kTaskModelFile = "model.ckpt";
 // Writes a checkpoint (atomically) of g's parameters under their names.
 void save_model_file(const std::filesystem::path& file, const GptConfig& config, const nlohmann::json& meta,
                      const Graph& g, const std::vector<float>& flat);
+// The checkpoint file a model path names: the path itself, a `ferry finetune` output folder's
+// model.ckpt, or a `ferry pretrain` run folder's newest step_*.ckpt (also under checkpoints/).
+// UserError for a folder with neither.
+std::filesystem::path resolve_model_path(const std::filesystem::path& path);
 // UserError naming the path for a missing, corrupt or malformed model.
 ModelFile load_model_file(const std::filesystem::path& path);
+// A model already read (a ferry checkpoint, or weights imported from another program's file) as a
+// ModelFile: its "finetune" state, if any, becomes the meta.
+ModelFile model_file_of(Checkpoint ck, const std::filesystem::path& path);
 
 // Copies each parameter of `g` found in `file` (same name; UserError on a size mismatch) into
 // `flat` (laid out like g). Returns how many parameters were loaded.

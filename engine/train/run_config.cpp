@@ -82,6 +82,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& source) {
   RunConfig c;
   {
     const toml::table* t = root["model"].as_table();
+    c.model_table = t != nullptr;
     std::string preset = "tiny";
     if (t && t->get("preset")) {
       if (!t->get("preset")->is_string()) user_error(source, ": model.preset must be a string");

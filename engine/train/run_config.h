@@ -57,6 +57,9 @@ struct RunConfig {
   TrainConfig train;
   DataConfig data;
   ParallelConfig parallel;
+  // Whether the source had a [model] table. Without one, a run started from a model file or resumed
+  // from a checkpoint takes that file's architecture; with one, the two must agree.
+  bool model_table = false;
 };
 
 // Reads a TOML file; unknown sections or keys, wrong types and a missing file are UserErrors

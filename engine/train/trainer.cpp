@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 #include "engine/backend.h"
 #include "engine/checkpoint/atomic_file.h"
@@ -93,6 +94,25 @@ std::unique_ptr<BatchSource> shard_source(const RunConfig& c, StepRunner::DataSh
   return std::make_unique<ShardSource>(o);
 }
 
+// The init model's parameters, by name, into the run's flat layout: every run parameter must be in
+// the model with the same size (a model's extra parameters, e.g. a task head, are not asked for).
+void copy_params_by_name(const Checkpoint& model, const std::vector<ParamInfo>& layout, std::vector<float>& flat,
+                         const std::string& where) {
+  std::unordered_map<std::string, const CheckpointParam*> by_name;
+  for (const CheckpointParam& p : model.params) by_name[p.name] = &p;
+  for (const ParamInfo& p : layout) {
+    const auto it = by_name.find(p.name);
+    if (it == by_name.end()) user_error(where, ": the model has no parameter '", p.name, "'");
+    const CheckpointParam& e = *it->second;
+    if (e.numel != static_cast<uint64_t>(p.numel))
+      user_error(where, ": parameter '", p.name, "' holds ", e.numel, " values, the run's ", p.numel);
+    if (e.offset + e.numel > model.parameters.size())
+      user_error(where, ": parameter '", p.name, "' lies outside the model's ", model.parameters.size(), " values");
+    std::copy_n(model.parameters.begin() + static_cast<std::ptrdiff_t>(e.offset), p.numel,
+                flat.begin() + static_cast<std::ptrdiff_t>(p.offset));
+  }
+}
+
 }  // namespace
 
 DataSources make_data_sources(const RunConfig& c, StepRunner::DataShard shard) {
@@ -130,6 +150,8 @@ namespace {
 
 TrainSummary run(const RunConfig& c, DataSources* given, const PretrainOptions& o) {
   validate_run_config(c);
+  if (o.init && !o.resume.empty())
+    user_error("a run either starts from a model's weights (", o.init_source, ") or resumes a checkpoint, not both");
   const TrainConfig& t = c.train;
   auto backend = make_backend(t.device);
 
@@ -139,7 +161,17 @@ TrainSummary run(const RunConfig& c, DataSources* given, const PretrainOptions& 
   if (out) std::fprintf(stderr, "ferry: %s\n", device_summary().c_str());
   DataSources data = given ? std::move(*given) : make_data_sources(c, step.data_shard());
   const int64_t n_params = gpt.n_params;
-  {
+  nlohmann::json init_source;  // the model the run started from (checkpoints carry it on)
+  if (o.init) {
+    const std::string where = o.init_source.empty() ? "init model" : o.init_source;
+    if (const std::string d = model_difference(o.init->model, c.model); !d.empty())
+      user_error(where, ": the model is another architecture than the run's (", d, ", model vs run)");
+    std::vector<float> flat(static_cast<size_t>(n_params));
+    copy_params_by_name(*o.init, gpt.params, flat, where);
+    step.set_parameters(flat);
+    init_source = where;
+    if (out) std::fprintf(stderr, "ferry: starting from the weights of %s (step 0, fresh optimizer)\n", where.c_str());
+  } else {
     Graph layout;  // init_gpt_params reads names and offsets only
     layout.params = gpt.params;
     std::vector<double> init;
@@ -180,6 +212,7 @@ TrainSummary run(const RunConfig& c, DataSources* given, const PretrainOptions& 
       sample_rng.set_state(ck.state.at("rng").at("sample").get<uint64_t>());
       if (ck.state.contains("initial_val_loss") && ck.state["initial_val_loss"].is_number())
         summary.initial_val_loss = ck.state["initial_val_loss"].get<double>();
+      if (ck.state.contains("init")) init_source = ck.state["init"];
     } catch (const nlohmann::json::exception& e) {
       user_error(where, ": checkpoint trainer state is malformed (", e.what(), ")");
     }
@@ -281,6 +314,7 @@ TrainSummary run(const RunConfig& c, DataSources* given, const PretrainOptions& 
                 {"data", {{"train", data.train->position()}, {"val", data.val->position()}}},
                 {"initial_val_loss", std::isnan(summary.initial_val_loss) ? nlohmann::json(nullptr)
                                                                           : nlohmann::json(summary.initial_val_loss)}};
+    if (!init_source.is_null()) ck.state["init"] = init_source;
     const fs::path file = checkpoint_file(ckpt_dir, s);
     write_checkpoint(file, ck);
     prune_checkpoints(ckpt_dir, t.keep_checkpoints);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/checkpoint/checkpoint.h"
 #include "engine/train/batch_source.h"
 #include "engine/train/run_config.h"
 #include "engine/train/step.h"
@@ -43,6 +44,13 @@ struct PretrainOptions {
   // "" starts fresh; "auto" continues from the newest checkpoint in <out_dir>/checkpoints when there
   // is one (else starts fresh); anything else is a checkpoint file to continue from.
   std::string resume;
+  // A new run (step 0, fresh AdamW state) from these weights instead of the seeded initialization:
+  // a model of the run's architecture (else a UserError naming the first field that differs), its
+  // parameters copied by name into the run's flat layout, so every parallel layout cuts them as it
+  // cuts a resumed checkpoint's. Not together with resume. init_source names the model in messages
+  // and in the checkpoints' state ("init").
+  std::shared_ptr<const Checkpoint> init;
+  std::string init_source;
   // Text ↔ token ids for samples; unset: bytes (byte-level models). The CLI supplies the GPT-2
   // tokenizer for BPE vocabularies (the engine does not depend on tools/).
   std::function<std::vector<int32_t>(const std::string&)> encode;

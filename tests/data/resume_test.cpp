@@ -14,19 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The metrics lines as written, minus the fields that measure time.
-std::vector<std::string> deterministic_metrics(const fs::path& file) {
-  std::ifstream in(file);
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    j.erase("tokens_per_s");
-    j.erase("mfu");
-    lines.push_back(j.dump());
-  }
-  return lines;
-}
+using test::deterministic_metrics;
 
 void write_config(const fs::path& file) {
   std::ofstream(file) << R"([model]

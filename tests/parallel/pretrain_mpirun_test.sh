@@ -8,6 +8,10 @@
 # rows of the dp·B-row global batch, so one process with batch dp·B sees the same tokens.
 #   -np 4 --tp 2                  tp2 × dp2: batch 4 per DP rank  ⇔ one process, batch 8
 #   -np 2 --pp 2 --grad-accum 2   pp2 on 1F1B over 2 micro-batches ⇔ one process, 2 micro-batches
+# and, starting from a model file (--init, an llm.c file converted from a 3-step run: every rank
+# reads it and its layout cuts the full weights as it cuts a resumed checkpoint's):
+#   -np 2 --tp 2 --init M                    ⇔ one process --init M
+#   -np 4 --pp 2 --grad-accum 2 --zero1 --init M   dp2 × pp2, ZeRO-1 ⇔ one process, batch 2B, --init M
 # Also checks that only one rank wrote metrics (one line per step).
 set -euo pipefail
 read -r -a MPIRUN <<<"$1"
@@ -41,3 +45,19 @@ check() {  # name, single-process flags, mpirun flags
 
 check tp2xdp2 "--batch-size 8" 4 "--batch-size 4 --tp 2"
 check pp2 "--batch-size 4 --grad-accum 2" 2 "--batch-size 4 --grad-accum 2 --pp 2"
+
+# --init: a tiny model trained 3 steps, as an llm.c model file.
+printf '[model]\npreset = "tiny"\n[train]\nbatch_size = 4\nseq_len = 32\nmax_steps = 3\neval_every = 0\ncheckpoint_every = 3\n' \
+  >"$WORK/source.toml"
+"$FERRY" pretrain --config "$WORK/source.toml" --out "$WORK/source" >"$WORK/source.log" 2>&1 &&
+  "$FERRY" convert "$WORK/source/checkpoints/step_00000003.ckpt" "$WORK/init.bin" >>"$WORK/source.log" 2>&1 ||
+  { cat "$WORK/source.log"; echo "FAIL init: the source model could not be made"; exit 1; }
+check tp2_init "--batch-size 4 --init $WORK/init.bin" 2 "--batch-size 4 --tp 2 --init $WORK/init.bin"
+check dp2xpp2_zero1_init "--batch-size 8 --grad-accum 2 --init $WORK/init.bin" 4 \
+  "--batch-size 4 --grad-accum 2 --pp 2 --zero1 --init $WORK/init.bin"
+# The weights did come from the file: the same run from the seed's initialization starts elsewhere.
+"$FERRY" "${common[@]}" --batch-size 4 --out "$WORK/scratch" >"$WORK/scratch.log" 2>&1 ||
+  { cat "$WORK/scratch.log"; echo "FAIL init: the scratch run failed"; exit 1; }
+[[ $(losses "$WORK/scratch" | head -1) != $(losses "$WORK/tp2_init-one" | head -1) ]] ||
+  { echo "FAIL init: --init gave the seed's first loss"; exit 1; }
+echo "ok init: the first loss differs from the seed's ($(losses "$WORK/tp2_init-one" | head -1) vs $(losses "$WORK/scratch" | head -1))"

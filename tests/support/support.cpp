@@ -10,6 +10,8 @@
 #include <fstream>
 #include <iterator>
 
+#include <nlohmann/json.hpp>
+
 namespace ferry::test {
 
 uint64_t test_seed() {
@@ -41,6 +43,19 @@ std::vector<char> file_bytes(const std::filesystem::path& p) {
 void write_bytes(const std::filesystem::path& p, const std::vector<char>& bytes) {
   std::ofstream f(p, std::ios::binary | std::ios::trunc);
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::vector<std::string> deterministic_metrics(const std::filesystem::path& metrics_file) {
+  std::ifstream in(metrics_file);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    j.erase("tokens_per_s");
+    j.erase("mfu");
+    lines.push_back(j.dump());
+  }
+  return lines;
 }
 
 std::string ferry_binary() { return FERRY_BINARY; }

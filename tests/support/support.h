@@ -34,6 +34,10 @@ CommandResult run_command(const std::string& cmd);
 std::vector<char> file_bytes(const std::filesystem::path& p);
 void write_bytes(const std::filesystem::path& p, const std::vector<char>& bytes);
 
+// A run's metrics.jsonl lines as written, minus the fields that measure time (tokens_per_s, mfu):
+// what two runs that must be bit-identical are compared on.
+std::vector<std::string> deterministic_metrics(const std::filesystem::path& metrics_file);
+
 // `ferry` built beside the tests, and the source tree (fixtures, configs).
 std::string ferry_binary();
 std::filesystem::path source_dir();

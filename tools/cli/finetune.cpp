@@ -8,8 +8,9 @@
 //                  vocabulary, fresh weights: the baseline every result is compared with)
 //   ferry finetune --config configs/finetune_sentiment.toml --init runs/pre --out runs/ft --lr 3e-4
 //   ferry finetune --task multi --tasks sentiment,ner --task-weights 1,1 --init ... (one trunk, two heads)
-// --init takes any model in the one checkpoint format (engine/finetune/model_file.h): a
-// `ferry pretrain` checkpoint or run folder (GPT-2 vocabulary) or a `ferry finetune` output.
+// --init takes any model tools/convert/load_model.h reads: a checkpoint in the one checkpoint format
+// (engine/finetune/model_file.h) — a `ferry pretrain` checkpoint or run folder (GPT-2 vocabulary) or
+// a `ferry finetune` output — or GPT-2 weights from an llm.c model file or safetensors.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "engine/finetune/model_file.h"
 #include "tools/cli/command.h"
 #include "tools/config/flag_file.h"
+#include "tools/convert/load_model.h"
 #include "tools/tasks/evaluation.h"
 #include "tools/tasks/multitask.h"
 
@@ -54,14 +56,6 @@ std::vector<std::string> split_list(const std::string& s) {
     start = comma + 1;
   }
   return out;
-}
-
-// A bidirectional trunk under a language-model head learns masked tokens (MLM): its training rows
-// are masked afresh each pass and its held-out windows once.
-bool is_masked_lm(const ModelMeta& meta) { return meta.head.kind == HeadKind::LanguageModel && !meta.config.causal; }
-
-void mask_for_mlm(Example& e, const ModelMeta& meta, std::mt19937_64& rng) {
-  mask_tokens(e, meta.vocab.mask(), meta.vocab.first_piece(), meta.config.vocab_size, rng);
 }
 
 // Shuffled passes over the training examples, B at a time (MLM masks drawn afresh each time).
@@ -108,7 +102,7 @@ class TrainStream {
 void choose_trunk(const Args& a, const std::vector<std::string>& tasks, const DataOptions& dopt, TaskModel& m,
                   std::string& init_desc) {
   if (!a.init.empty()) {
-    const ModelFile f = load_model_file(a.init);
+    const ModelFile f = convert::load_any_model_file(a.init);
     const ModelMeta base = ModelMeta::of(f);
     m.meta.config = base.config;
     m.meta.vocab = base.vocab;
@@ -317,7 +311,7 @@ void run(const Args& a) {
   if (is_masked_lm(m.meta)) {
     // The held-out loss is the masked-token loss: the windows are masked once, with a fixed seed, so
     // every evaluation scores the same positions.
-    std::mt19937_64 rng(a.seed + 99);
+    std::mt19937_64 rng = heldout_mask_rng(a.seed);
     for (Example& e : data.dev) mask_for_mlm(e, m.meta, rng);
   }
   m.meta.tag_names = data.tags.names;
@@ -438,7 +432,7 @@ void run(const Args& a) {
 void setup(CLI::App& app) {
   auto a = std::make_shared<Args>();
   app.add_option("--task", a->task, "sentiment | ner | lm | multi | translate (en→es verse pairs, BLEU)");
-  app.add_option("--init", a->init, "model to start from: a checkpoint file, a ferry pretrain run folder or a ferry finetune output folder (its architecture and vocabulary)");
+  app.add_option("--init", a->init, "model to start from (its architecture and vocabulary): a checkpoint file, a ferry pretrain run folder, a ferry finetune output folder, an llm.c model file (fp32 or bf16) or safetensors");
   app.add_flag("--from-scratch", a->from_scratch,
                "fresh weights (with --init: that model's architecture and vocabulary, not its weights)");
   app.add_option("--model", a->model, "preset without --init: tiny, micro, encoder-tiny, ... (default tiny; ner encoder-tiny)");

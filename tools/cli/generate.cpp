@@ -1,5 +1,6 @@
-// tools/cli/generate.cpp — `ferry generate`: continue a prompt with a trained model (a ferry
-// checkpoint, an llm.c model file or safetensors).
+// tools/cli/generate.cpp — `ferry generate`: continue a prompt with a trained model (anything
+// tools/convert/load_model.h reads: a ferry checkpoint or run folder, an llm.c model file or
+// safetensors).
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -24,7 +25,7 @@ struct GenerateArgs {
 
 void setup(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
-  app.add_option("--checkpoint", a->checkpoint, "model: ferry .ckpt, llm.c .bin or .safetensors")->required();
+  app.add_option("--checkpoint", a->checkpoint, "model: a ferry checkpoint (.ckpt) or ferry pretrain run folder (its newest checkpoint), an llm.c model file (.bin, fp32 or bf16) or .safetensors")->required();
   app.add_option("--prompt", a->prompt, "text to continue")->required();
   app.add_option("--max-tokens", a->max_tokens, "new tokens to generate")->capture_default_str();
   app.add_option("--temperature", a->temperature, "softmax temperature (0: greedy)")->capture_default_str();

@@ -12,6 +12,7 @@
 #include "engine/error.h"
 #include "engine/finetune/model_file.h"
 #include "tools/cli/command.h"
+#include "tools/convert/load_model.h"
 #include "tools/tasks/model_setup.h"
 
 namespace {
@@ -24,7 +25,7 @@ struct Args {
 };
 
 void run(const Args& a) {
-  const ModelFile f = load_model_file(a.model);
+  const ModelFile f = convert::load_any_model_file(a.model);
   TaskModel m;
   m.meta = ModelMeta::of(f);
   m.batch = 1;

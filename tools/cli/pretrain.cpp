@@ -1,13 +1,19 @@
-// tools/cli/pretrain.cpp — `ferry pretrain`: train a GPT from a config file plus overrides.
+// tools/cli/pretrain.cpp — `ferry pretrain`: train a GPT from a config file plus overrides, from
+// fresh weights, from a model's weights (--init: any file tools/convert/load_model.h reads; step 0,
+// fresh optimizer) or from a run's checkpoint (--resume). Without a [model] table in the config the
+// architecture is the --init model's or the resumed checkpoint's; with one, they must agree.
 #include <filesystem>
 #include <memory>
 #include <optional>
 
+#include "engine/checkpoint/checkpoint.h"
 #include "engine/error.h"
 #include "engine/train/trainer.h"
 #include "tools/cli/command.h"
+#include "tools/convert/load_model.h"
 #include "tools/data/prepare_corpus.h"
 #include "tools/plot/loss_plot.h"
+#include "tools/tasks/runner.h"
 #include "tools/tokenizer/gpt2_tokenizer.h"
 
 namespace {
@@ -18,8 +24,31 @@ struct PretrainArgs {
   bool zero1 = false;
   std::optional<uint64_t> seed;
   std::optional<float> lr;
-  std::optional<std::string> out_dir, data, device, resume, attention;
+  std::optional<std::string> out_dir, data, device, resume, attention, init;
 };
+
+// The model a run starts from: weights only (any optimizer state dropped), and a language model
+// (a fine-tuned task model with a classifier head is not one).
+std::shared_ptr<const ferry::Checkpoint> load_init_model(const std::string& path) {
+  auto m = std::make_shared<ferry::Checkpoint>(ferry::convert::load_any_model(path));
+  if (m->state.is_object() && m->state.contains("finetune")) {
+    const auto meta = ferry::tasks::ModelMeta::from_json(m->state["finetune"]);
+    if (meta.head.kind != ferry::HeadKind::LanguageModel)
+      ferry::user_error("--init ", path, ": a ", meta.task, " model (a classification head), not a language model");
+  }
+  m->adam_m.clear();
+  m->adam_v.clear();
+  m->adam_m.shrink_to_fit();
+  m->adam_v.shrink_to_fit();
+  return m;
+}
+
+// The checkpoint --resume names ("auto": the newest in the run's folder; none there: "").
+std::filesystem::path resume_file(const std::string& resume, const ferry::RunConfig& c) {
+  if (resume != "auto") return resume;
+  const auto found = ferry::list_checkpoints(ferry::checkpoint_dir(c));
+  return found.empty() ? std::filesystem::path() : found.back().second;
+}
 
 // Shards are token files; anything else given to --data is a text file read byte-level.
 bool looks_like_shards(const std::string& path) {
@@ -43,6 +72,10 @@ void setup(CLI::App& app) {
                  "continue from a checkpoint file, or 'auto': the newest in <out>/checkpoints if any")
       ->expected(0, 1)
       ->default_str("auto");
+  app.add_option("--init", a->init,
+                 "start a new run (step 0, fresh optimizer) from a model's weights: a ferry checkpoint or pretrain run "
+                 "folder, an llm.c model file (fp32 or bf16) or safetensors; the architecture is the file's (a [model] "
+                 "table in the config must agree with it)");
   app.add_option("--device", a->device, "override train.device: auto, cpu or cuda");
   app.add_option("--attention", a->attention,
                  "override train.attention: ferry, cudnn or auto (the faster on this card per kernels_bench)");
@@ -70,9 +103,26 @@ void setup(CLI::App& app) {
       c.data.source = looks_like_shards(*a->data) ? "shards" : "text";
     }
     if (c.data.source == "shards" && c.data.path.empty()) c.data.path = ferry::data::default_corpus_dir().string();
-    ferry::validate_run_config(c);
     ferry::PretrainOptions o;
     if (a->resume) o.resume = a->resume->empty() ? "auto" : *a->resume;
+    if (a->init && a->resume)
+      ferry::user_error("--init and --resume cannot be combined: --init starts a new run (step 0, fresh optimizer) "
+                        "from a model's weights, --resume continues a run from its checkpoint");
+    if (a->init) {
+      o.init = load_init_model(*a->init);
+      o.init_source = *a->init;
+      if (!c.model_table) {
+        c.model = o.init->model;
+      } else if (const std::string d = ferry::model_difference(c.model, o.init->model); !d.empty()) {
+        ferry::user_error(a->config, ": [model] disagrees with --init ", *a->init, ": ", d,
+                          " (config vs model file; without a [model] table the file's architecture is used)");
+      }
+    } else if (a->resume && !c.model_table) {
+      // The architecture of the run being resumed (read twice, here and by the trainer: only a run
+      // whose config leaves the model to its files pays that).
+      if (const auto file = resume_file(o.resume, c); !file.empty()) c.model = ferry::read_checkpoint(file).model;
+    }
+    ferry::validate_run_config(c);
     if (c.model.vocab_size == ferry::tokenizer::Gpt2Tokenizer::kVocabSize && c.train.sample_every > 0) {
       auto tok = std::make_shared<ferry::tokenizer::Gpt2Tokenizer>(
           ferry::tokenizer::Gpt2Tokenizer::load(ferry::tokenizer::Gpt2Tokenizer::default_dir()));

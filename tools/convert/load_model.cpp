@@ -10,10 +10,15 @@
 namespace ferry::convert {
 
 Checkpoint load_any_model(const std::filesystem::path& path, std::optional<int> n_head) {
-  const std::string kind = detect_model_file(path);
-  if (kind == "ferry") return read_checkpoint(path);
-  if (kind == "llmc") return read_llmc(path);
-  return read_safetensors(path, n_head);
+  const std::filesystem::path file = resolve_model_path(path);
+  const std::string kind = detect_model_file(file);
+  if (kind == "ferry") return read_checkpoint(file);
+  if (kind == "llmc") return read_llmc(file);
+  return read_safetensors(file, n_head);
+}
+
+ModelFile load_any_model_file(const std::filesystem::path& path, std::optional<int> n_head) {
+  return model_file_of(load_any_model(path, n_head), resolve_model_path(path));
 }
 
 TextCodec codec_for_vocab(int vocab_size) {

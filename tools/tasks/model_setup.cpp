@@ -3,6 +3,7 @@
 
 #include "engine/finetune/model_file.h"
 #include "engine/train/step.h"
+#include "tools/convert/load_model.h"
 
 namespace ferry::tasks {
 
@@ -34,7 +35,7 @@ std::vector<float> TaskModel::initial_parameters(uint64_t seed, const std::strin
   init_gpt_params(g.graph, meta.config, seed, init);
   std::vector<float> flat(init.begin(), init.end());
   int n = 0;
-  if (!pretrained.empty()) n = load_params_by_name(load_model_file(pretrained), g.graph, flat);
+  if (!pretrained.empty()) n = load_params_by_name(convert::load_any_model_file(pretrained), g.graph, flat);
   init_lora_params(g.graph, seed, flat);
   if (loaded) *loaded = n;
   return flat;

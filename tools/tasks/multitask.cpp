@@ -4,6 +4,7 @@
 #include "engine/error.h"
 #include "engine/finetune/model_file.h"
 #include "engine/train/step.h"
+#include "tools/convert/load_model.h"
 
 namespace ferry::tasks {
 
@@ -49,7 +50,7 @@ std::vector<float> MultiTaskModel::initial_parameters(uint64_t seed, const std::
   std::vector<double> init;
   init_gpt_params(g.graph, base_.meta.config, seed, init);
   std::vector<float> flat(init.begin(), init.end());
-  const int n = pretrained.empty() ? 0 : load_params_by_name(load_model_file(pretrained), g.graph, flat);
+  const int n = pretrained.empty() ? 0 : load_params_by_name(convert::load_any_model_file(pretrained), g.graph, flat);
   if (loaded) *loaded = n;
   return flat;
 }

@@ -114,8 +114,9 @@ ModelMeta ModelMeta::from_json(const nlohmann::json& j) {
 ModelMeta ModelMeta::of(const ModelFile& f) {
   if (!f.pretraining()) return from_json(f.meta);
   if (f.config.vocab_size < tokenizer::Gpt2Tokenizer::kVocabSize)
-    user_error("model ", f.path.string(), ": a pretraining checkpoint with vocab_size ", f.config.vocab_size,
-               " (the fine-tuning commands read GPT-2's ", tokenizer::Gpt2Tokenizer::kVocabSize, " ids)");
+    user_error("model ", f.path.string(), ": a model without a task vocabulary (a pretraining checkpoint or imported "
+               "weights) with vocab_size ", f.config.vocab_size, " (such models are read with GPT-2's ",
+               tokenizer::Gpt2Tokenizer::kVocabSize, " ids)");
   ModelMeta m;
   m.config = f.config;
   m.vocab = TaskVocab::gpt2();
@@ -124,6 +125,14 @@ ModelMeta ModelMeta::of(const ModelFile& f) {
   m.seq_len = std::min(m.config.max_seq_len, 128);
   return m;
 }
+
+bool is_masked_lm(const ModelMeta& meta) { return meta.head.kind == HeadKind::LanguageModel && !meta.config.causal; }
+
+void mask_for_mlm(Example& e, const ModelMeta& meta, std::mt19937_64& rng) {
+  mask_tokens(e, meta.vocab.mask(), meta.vocab.first_piece(), meta.config.vocab_size, rng);
+}
+
+std::mt19937_64 heldout_mask_rng(uint64_t seed) { return std::mt19937_64(seed + 99); }
 
 HeadSpec head_for_task(const std::string& task, const GptConfig& c, const std::string& pooling, const TagSet& tags) {
   HeadSpec h;

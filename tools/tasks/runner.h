@@ -44,6 +44,13 @@ struct ModelMeta {
 HeadSpec head_for_task(const std::string& task, const GptConfig& c, const std::string& pooling,
                        const TagSet& tags);
 
+// A bidirectional trunk under a language-model head learns masked tokens (MLM): its training rows
+// are masked afresh each pass, its held-out rows once, in order, from heldout_mask_rng, so every
+// evaluation (fine-tuning's held-out loss, `ferry eval --task mlm`) scores the same positions.
+bool is_masked_lm(const ModelMeta& meta);
+void mask_for_mlm(Example& e, const ModelMeta& meta, std::mt19937_64& rng);
+std::mt19937_64 heldout_mask_rng(uint64_t seed);
+
 // Examples of one split of a task, encoded with the model's vocabulary.
 struct TaskData {
   std::vector<Example> train, dev, test;
