@@ -14,7 +14,7 @@
 // makes is whole — the new run's shard of that name or the old one, never a torn mixture — a
 // manifest is only there when the corpus is complete, and the next prepare finishes the corpus.
 //
-// FERRY_KILL_TRIALS sets the random trials per command (default 10, sized for CI on 2 cores); the
+// FERRY_KILL_TRIALS sets the random trials per command (default 8, sized for CI on 2 cores); the
 // 200-trial run reported in benchmarks/RESULTS.md is FERRY_KILL_TRIALS=200.
 #include <fcntl.h>
 #include <signal.h>
@@ -47,7 +47,7 @@ constexpr int kSteps = 8;
 
 int trial_count() {
   const char* v = std::getenv("FERRY_KILL_TRIALS");
-  return v && *v ? std::max(1, std::atoi(v)) : 10;
+  return v && *v ? std::max(1, std::atoi(v)) : 8;
 }
 
 // Starts `args` with its output in `log`; `env` ("NAME=value") is added to this process's environment.
