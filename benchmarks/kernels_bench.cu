@@ -7,7 +7,9 @@
 // not find the previous one's data in L2. Attention rows run ferry's kernel and, in a build with
 // cuDNN, cuDNN's fused attention on the same inputs; --attention-choice PATH writes the verdict
 // `--attention auto` reads (kernels/cuda/attention_cudnn.h).
-// Usage: kernels_bench [--json PATH] [--reps N] [--quick] [--attention-choice PATH]
+// The embedding backward runs on uniform ids and on real-corpus ids (--tokens: a token shard or a
+// folder of them, default data/corpus from `ferry data prepare`; Zipf ids when there is none).
+// Usage: kernels_bench [--json PATH] [--reps N] [--quick] [--attention-choice PATH] [--tokens PATH]
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -16,8 +18,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -314,13 +318,52 @@ void bench_adamw(size_t n) {
   report("adamw_bf16grad_fp32master", shape, ms, 28.0 * n, 0);
 }
 
+// Token ids for the embedding backward: its cost follows the longest run of one id, which uniform
+// ids never produce (issue 13 item 7). Real text comes from a token shard (llm.c layout: a 1024-byte
+// header, [0] = 20240520, [2] = count, then uint16 ids) — `ferry data prepare` writes them to
+// data/corpus; without one, Zipf(1) ids over the vocabulary stand in.
+std::string g_tokens_path = "data/corpus";
+
+std::vector<int32_t> corpus_ids(size_t n, int V, std::string* source) {
+  std::filesystem::path path = g_tokens_path;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    std::vector<std::filesystem::path> shards;
+    for (const auto& e : std::filesystem::directory_iterator(path, ec))
+      if (e.path().extension() == ".bin") shards.push_back(e.path());
+    std::sort(shards.begin(), shards.end());
+    path = shards.empty() ? std::filesystem::path() : shards.front();
+  }
+  std::vector<int32_t> ids;
+  if (FILE* f = path.empty() ? nullptr : std::fopen(path.c_str(), "rb")) {
+    int32_t header[256] = {};
+    if (std::fread(header, sizeof(header), 1, f) == 1 && header[0] == 20240520 && header[2] > 0) {
+      std::vector<uint16_t> tokens(std::min<size_t>(size_t(header[2]), n));
+      tokens.resize(std::fread(tokens.data(), 2, tokens.size(), f));
+      for (size_t i = 0; !tokens.empty() && i < n; ++i) ids.push_back(std::min<int32_t>(tokens[i % tokens.size()], V - 1));
+    }
+    std::fclose(f);
+  }
+  if (!ids.empty()) {
+    *source = "corpus " + path.filename().string();
+    return ids;
+  }
+  std::mt19937_64 rng(7);
+  std::vector<double> w(static_cast<size_t>(V));
+  for (int v = 0; v < V; ++v) w[size_t(v)] = 1.0 / (v + 1);
+  std::discrete_distribution<int32_t> zipf(w.begin(), w.end());
+  for (size_t i = 0; i < n; ++i) ids.push_back(zipf(rng));
+  *source = "Zipf(1) ids (no shard at " + g_tokens_path + ")";
+  return ids;
+}
+
 void bench_embedding(int B, int T, int C, int V) {
   const size_t BT = size_t(B) * T;
   auto tokens = id_buffer(BT, V);
   auto wte = bf16_buffer(size_t(V) * C), wpe = bf16_buffer(size_t(T) * C), dout = bf16_buffer(BT * C);
   auto dwte = bf16_buffer(size_t(V) * C), dwpe = bf16_buffer(size_t(T) * C);
   Buffer out(BT * C * 2);
-  const size_t ws_bytes = gpu::embedding_backward_workspace_bytes(B, T, V);
+  const size_t ws_bytes = gpu::embedding_backward_workspace_bytes(B, T, C, V);
   Buffer ws(ws_bytes);
   const std::string shape = std::to_string(BT) + "tok x" + std::to_string(C) + " V" + std::to_string(V);
   float ms = median_ms([&](int) {
@@ -331,7 +374,25 @@ void bench_embedding(int B, int T, int C, int V) {
     gpu::embedding_backward(dwte->as<bf16>(), dwpe->as<bf16>(), dout->as<bf16>(), tokens->as<int32_t>(), B, T, C, V,
                             ws.ptr, ws_bytes, nullptr);
   });
-  report("embedding_bwd", shape, ms, 0, 0);
+  report("embedding_bwd_uniform_ids", shape, ms, 0, 0);
+
+  std::string source;
+  const std::vector<int32_t> ids = corpus_ids(BT, V, &source);
+  std::vector<int32_t> sorted = ids;
+  std::sort(sorted.begin(), sorted.end());
+  size_t longest = 0, run = 0;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    run = i > 0 && sorted[i] == sorted[i - 1] ? run + 1 : 1;
+    longest = std::max(longest, run);
+  }
+  std::printf("embedding_bwd ids: %s, longest run of one id %zu of %zu\n", source.c_str(), longest, BT);
+  Buffer real(BT * sizeof(int32_t));
+  FERRY_CUDA_CHECK(cudaMemcpy(real.ptr, ids.data(), BT * sizeof(int32_t), cudaMemcpyHostToDevice));
+  ms = median_ms([&](int) {
+    gpu::embedding_backward(dwte->as<bf16>(), dwpe->as<bf16>(), dout->as<bf16>(), real.as<int32_t>(), B, T, C, V,
+                            ws.ptr, ws_bytes, nullptr);
+  });
+  report(source.rfind("corpus", 0) == 0 ? "embedding_bwd_corpus_ids" : "embedding_bwd_zipf_ids", shape, ms, 0, 0);
 }
 
 void bench_gelu(size_t n) {
@@ -395,8 +456,10 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) g_reps = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--attention-choice") && i + 1 < argc) attention_choice = argv[++i];
+    else if (!std::strcmp(argv[i], "--tokens") && i + 1 < argc) g_tokens_path = argv[++i];
     else {
-      std::fprintf(stderr, "usage: kernels_bench [--json PATH] [--reps N] [--quick] [--attention-choice PATH]\n");
+      std::fprintf(stderr,
+                   "usage: kernels_bench [--json PATH] [--reps N] [--quick] [--attention-choice PATH] [--tokens SHARD_OR_DIR]\n");
       return 2;
     }
   }

@@ -36,11 +36,12 @@ void embedding_forward(bf16* out, const int32_t* tokens, const bf16* wte, const 
                        cudaStream_t stream);
 
 // Deterministic backward without float atomics: token positions are sorted by token id (stable, so
-// each id's positions stay in ascending (b, t) order, the CPU reference's order), then one block
-// per distinct id sums its rows in fp32 and adds the sum into dwte once. dwpe[t] is summed over b
-// in order by one thread per channel group. Needs `workspace` of embedding_backward_workspace_bytes
-// (device memory, no allocation inside: the call can be captured in a CUDA graph). C % 8 == 0.
-size_t embedding_backward_workspace_bytes(int B, int Tn, int V);
+// each id's positions stay in ascending (b, t) order, the CPU reference's order); each run of one id
+// is summed in fp32 in chunks of 32 positions (one block each), the chunks combined in order, and
+// the sum added into dwte once. dwpe[t] is summed over b in order by one thread per channel group.
+// Needs `workspace` of embedding_backward_workspace_bytes (device memory, no allocation inside: the
+// call can be captured in a CUDA graph). C % 8 == 0.
+size_t embedding_backward_workspace_bytes(int B, int Tn, int C, int V);
 void embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B, int Tn, int C, int V,
                         void* workspace, size_t workspace_bytes, cudaStream_t stream);
 

@@ -69,7 +69,7 @@ void attach_all() {
   set_op_kernel("embedding_backward", Device::CUDA, [](KernelCall& c) {
     const auto& s = c.in[1].shape;
     const int B = int(s[0]), T = int(s[1]), C = int(c.in[0].shape[2]), V = c.node.attrs.i("vocab");
-    const size_t ws = kc::embedding_backward_workspace_bytes(B, T, V);
+    const size_t ws = kc::embedding_backward_workspace_bytes(B, T, C, V);
     kc::embedding_backward(bf(c, c.out[0]), bf(c, c.out[1]), bf(c, c.in[0]), i32(c, 1), B, T, C, V,
                            be(c).workspace(ws), ws, stream(c));
   });

@@ -142,6 +142,12 @@ __global__ void attention_dkv_kernel(bf16* dqkv, const bf16* dout, const bf16* q
 
 unsigned blocks_for(size_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
+// The kernels index rows (b, h, t) with an int.
+void require_int_rows(size_t rows) {
+  FERRY_CUDA_REQUIRE(rows <= size_t(2147483647), "B·NH·T = " + std::to_string(rows) +
+                                                     " rows exceed the plain attention's int row index");
+}
+
 }  // namespace
 
 void convert_f32_to_bf16(bf16* dst, const float* src, size_t n, cudaStream_t stream) {
@@ -156,6 +162,7 @@ void attention_forward_plain(bf16* out, float* lse, const bf16* qkv, const int32
   FERRY_CUDA_REQUIRE(HS >= 1 && HS <= kMaxHead, "plain attention takes head sizes up to 128");
   const Layout L{B, Tn, NH, HS};
   const size_t rows = size_t(B) * NH * Tn;
+  require_int_rows(rows);
   attention_forward_plain_kernel<<<blocks_for(rows), kThreads, 0, stream>>>(out, lse, qkv, key_lengths, L, causal,
                                                                             1.0f / sqrtf(float(HS)));
   FERRY_CUDA_CHECK_LAUNCH("attention_forward_plain_kernel");
@@ -170,6 +177,7 @@ void attention_backward_plain(bf16* dqkv, const bf16* dout, const bf16* qkv, con
   FERRY_CUDA_REQUIRE(workspace_bytes >= attention_backward_plain_workspace_bytes(B, Tn, NH), "workspace too small");
   const Layout L{B, Tn, NH, HS};
   const size_t rows = size_t(B) * NH * Tn;
+  require_int_rows(rows);
   const float scale = 1.0f / sqrtf(float(HS));
   float* D = static_cast<float*>(workspace);
   attention_dot_kernel<<<blocks_for(rows), kThreads, 0, stream>>>(D, dout, out, L);

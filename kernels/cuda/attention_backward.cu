@@ -65,14 +65,15 @@ __global__ void __launch_bounds__(kWarps * 32)
   float* d_buf = lse_buf + 2 * R;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+  const TileIndex tile = tile_index((Tn + kOwnTile - 1) / kOwnTile, false);
+  const int bh = tile.bh, b = bh / NH, h = bh % NH;
   const int C = NH * HS;
   const size_t qkv_stride = size_t(3) * C;
   const __nv_bfloat16* q_base = qkv + size_t(b) * Tn * qkv_stride + h * HS;
   const __nv_bfloat16* do_base = dout + size_t(b) * Tn * C + h * HS;
   const float* lse_row = lse + size_t(bh) * Tn;
   const float* d_row = D + size_t(bh) * Tn;
-  const int k0 = blockIdx.x * kOwnTile;
+  const int k0 = tile.tile * kOwnTile;
   const float scale = rsqrtf(static_cast<float>(HS));
   const float scale_log2 = scale * kLog2e;
   const int kv_len = key_limit(key_lengths, b, Tn);
@@ -207,8 +208,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   __nv_bfloat16* kv_s = do_s + kOwnTile * LD;  // buffer j & 1: K at kv_s + 2·(j & 1)·R·LD, V after it
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int q_tile = causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
-  const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+  const TileIndex tile = tile_index((Tn + kOwnTile - 1) / kOwnTile, causal);
+  const int q_tile = tile.tile;
+  const int bh = tile.bh, b = bh / NH, h = bh % NH;
   const int C = NH * HS;
   const size_t qkv_stride = size_t(3) * C;
   const __nv_bfloat16* q_base = qkv + size_t(b) * Tn * qkv_stride + h * HS;
@@ -321,7 +323,7 @@ void launch_backward(bf16* dqkv, const bf16* dout, const bf16* qkv, const float*
     set_smem(reinterpret_cast<const void*>(attention_backward_dq_kernel<HS>), dq_smem<HS>());
     configured = true;
   }
-  const dim3 grid(ceil_div(Tn, kOwnTile), B * NH);
+  const dim3 grid = tile_grid(static_cast<int>(ceil_div(Tn, kOwnTile)), B * NH);
   attention_backward_dkdv_kernel<HS><<<grid, kWarps * 32, dkdv_smem<HS>(), stream>>>(
       dev(dqkv), dev(dout), dev(qkv), lse, D, key_lengths, Tn, NH, causal);
   FERRY_CUDA_CHECK_LAUNCH(HS == 64 ? "attention_backward_dkdv_kernel<64>" : "attention_backward_dkdv_kernel<128>");

@@ -36,9 +36,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   constexpr int kTile = kBc * (HS + kPad);
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  // Causal: the last query tiles see the most keys, so they start first.
-  const int q_tile = causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x;
-  const int bh = blockIdx.y, b = bh / NH, h = bh % NH;
+  const TileIndex tile = tile_index((Tn + kBr - 1) / kBr, causal);
+  const int q_tile = tile.tile;
+  const int bh = tile.bh, b = bh / NH, h = bh % NH;
   const int C = NH * HS;
   const size_t row_stride = size_t(3) * C;
   const __nv_bfloat16* q_base = qkv + size_t(b) * Tn * row_stride + h * HS;
@@ -189,7 +189,7 @@ void launch_forward(bf16* out, float* lse, const bf16* qkv, const int32_t* key_l
     set_smem(reinterpret_cast<const void*>(attention_forward_kernel<HS>), smem);
     configured = true;
   }
-  const dim3 grid(ceil_div(Tn, kBr), B * NH);
+  const dim3 grid = tile_grid(static_cast<int>(ceil_div(Tn, kBr)), B * NH);
   attention_forward_kernel<HS><<<grid, kWarps * 32, smem, stream>>>(dev(out), lse, dev(qkv), key_lengths, Tn, NH,
                                                                     causal);
   FERRY_CUDA_CHECK_LAUNCH(HS == 64 ? "attention_forward_kernel<64>" : "attention_forward_kernel<128>");

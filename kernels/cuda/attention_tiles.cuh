@@ -140,6 +140,25 @@ __device__ __forceinline__ void load_tile_async(__nv_bfloat16* tile, const __nv_
   }
 }
 
+// The grid of the flash kernels: one block per (tile of rows, b·h), all in grid.x, head-major —
+// block x = bh·tiles + i, the order of the former (tiles, B·NH) grid. B·NH does not go in grid.y,
+// which stops at 65535 (B = 5462 at 12 heads).
+inline dim3 tile_grid(int tiles, int BNH) {
+  const size_t blocks = size_t(tiles) * size_t(BNH);
+  FERRY_CUDA_REQUIRE(blocks <= 2147483647u, std::to_string(tiles) + " tiles × " + std::to_string(BNH) +
+                                                " heads exceed 2^31 - 1 blocks");
+  return dim3(static_cast<unsigned>(blocks));
+}
+struct TileIndex {
+  int tile, bh;
+};
+// This block's tile and (b, h); with `reverse` the tiles run last first within each head (causal:
+// the last query tiles see the most keys, so they start first).
+__device__ __forceinline__ TileIndex tile_index(int tiles, bool reverse) {
+  const int i = static_cast<int>(blockIdx.x % unsigned(tiles)), bh = static_cast<int>(blockIdx.x / unsigned(tiles));
+  return {reverse ? tiles - 1 - i : i, bh};
+}
+
 // Keys at or past this index are never attended to in batch row b.
 __device__ __forceinline__ int key_limit(const int32_t* key_lengths, int b, int Tn) {
   if (!key_lengths) return Tn;

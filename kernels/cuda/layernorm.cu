@@ -5,7 +5,10 @@
 // resid, out out. Statistics two-pass (mean, then Σ(x-mean)²) from shared memory, in fp32.
 // Backward: dweight/dbias partials per warp in shared memory (each lane owns its channels, so no
 // atomics), summed over warps in order per block, written per block to the workspace and reduced
-// over blocks in block order by a second launch: the same bits on every run.
+// over blocks in block order by a second launch: the same bits on every run. The partials are laid
+// out k-major — channel 8·c8 + k at k·C8 + c8 — so that for each k the 32 lanes (consecutive c8)
+// touch 32 consecutive words: no bank conflicts. (Channel-major, lanes 8 floats apart shared a
+// bank 8 ways on every update; tests/emulator/layernorm_emu_test.cpp counts them.)
 #include "kernels/cuda/common.cuh"
 #include "kernels/layernorm.h"
 
@@ -75,16 +78,17 @@ __global__ void __launch_bounds__(kWarps * 32)
                               const __nv_bfloat16* dresid, const __nv_bfloat16* inp, const __nv_bfloat16* weight,
                               const float* mean, const float* rstd, int N, int C, bool want_params) {
   extern __shared__ __align__(16) unsigned char smem[];
-  float* acc = reinterpret_cast<float*>(smem);  // [kWarps][2][C]: dweight then dbias partials
+  float* acc = reinterpret_cast<float*>(smem);  // [kWarps][2][C]: dweight then dbias partials, k-major
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int C8 = C / 8;
   float* dw_s = acc + size_t(warp) * 2 * C;
   float* db_s = dw_s + C;
+  // Each lane zeroes exactly the entries it updates below (its c8, every k): no other lane reads
+  // them before the block barrier, so no warp synchronization is needed.
   if (want_params)
-    for (int c = lane; c < C; c += 32) dw_s[c] = db_s[c] = 0.0f;
-  // No barrier needed here: each lane re-touches only its own channels below (8·c8 .. 8·c8+7 for
-  // its c8), and a lane zeroed channel c only when c % 32 == lane; sync the warp to be safe.
-  __syncwarp();
+    for (int c8 = lane; c8 < C8; c8 += 32)
+#pragma unroll
+      for (int k = 0; k < 8; ++k) dw_s[k * C8 + c8] = db_s[k * C8 + c8] = 0.0f;
 
   const int row0 = blockIdx.x * kWarps * kRowsPerWarpBackward + warp * kRowsPerWarpBackward;
   for (int r = 0; r < kRowsPerWarpBackward; ++r) {
@@ -105,8 +109,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         dnorm_sum += dnorm;
         dnorm_norm_sum += dnorm * norm;
         if (want_params) {
-          dw_s[8 * c8 + k] += norm * gk;
-          db_s[8 * c8 + k] += gk;
+          dw_s[k * C8 + c8] += norm * gk;
+          db_s[k * C8 + c8] += gk;
         }
       }
     }
@@ -133,7 +137,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
   if (!want_params) return;
   __syncthreads();
-  // Fixed order over warps, one thread per channel: the block's partial.
+  // Fixed order over warps, one thread per entry (in the k-major layout, kept in the workspace):
+  // the block's partial.
   float* out = partials + size_t(blockIdx.x) * 2 * C;
   for (int c = threadIdx.x; c < 2 * C; c += blockDim.x) {
     float sum = 0.0f;
@@ -143,9 +148,10 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 // Σ of the per-block partials, the same tree every run: thread (x, y) of a 32×16 block sums the
-// partials y, y+16, y+32, … of column c (dweight columns first, then dbias), the 16 sums are added in
-// y order, and the total goes += into the bf16 gradient. Sixteen independent chains instead of one
-// keep the latency of ~500 sequential loads off the critical path.
+// partials y, y+16, y+32, … of column c (dweight columns first, then dbias, each k-major), the 16
+// sums are added in y order, and the total goes += into the bf16 gradient of channel 8·c8 + k.
+// Sixteen independent chains instead of one keep the latency of ~500 sequential loads off the
+// critical path.
 constexpr int kReduceColumns = 32, kReduceChains = 16;
 
 __global__ void __launch_bounds__(kReduceColumns * kReduceChains)
@@ -163,7 +169,9 @@ __global__ void __launch_bounds__(kReduceColumns * kReduceChains)
   if (threadIdx.y != 0 || c >= 2 * C) return;
   float total = 0.0f;
   for (int y = 0; y < kReduceChains; ++y) total += sums[y][threadIdx.x];
-  __nv_bfloat16* g = c < C ? (dweight ? dweight + c : nullptr) : (dbias ? dbias + (c - C) : nullptr);
+  const int C8 = C / 8, j = c < C ? c : c - C;
+  const int channel = 8 * (j % C8) + j / C8;
+  __nv_bfloat16* g = c < C ? (dweight ? dweight + channel : nullptr) : (dbias ? dbias + channel : nullptr);
   if (g) *g = __float2bfloat16_rn(__bfloat162float(*g) + total);
 }
 

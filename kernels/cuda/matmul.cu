@@ -12,6 +12,8 @@
 // it on the stream is done.
 #include <cublasLt.h>
 
+#include <algorithm>
+
 #include <map>
 #include <tuple>
 
@@ -23,25 +25,56 @@ namespace ferry::kernels::cuda {
 
 namespace {
 
-// Row chunks of the bias gradient: enough blocks to fill the GPU at OC = 768 (3 × 64 = 192).
-constexpr int kBiasChunks = 64;
+// The bias gradient: per row chunk, the column sums of dout in fp32 (one partial row per chunk),
+// then the partials summed in chunk order. The chunking depends on N, OC and the workspace only —
+// never on the device — so the sums, and their bits, are the same everywhere. Up to 256 chunks of
+// at least 16 rows: at N = 16384 and OC = 768 that is 96 column groups × 256 chunks of 64 rows.
+constexpr int kBiasMaxChunks = 256;
+constexpr int kBiasMinRows = 16;
+constexpr int kBiasThreads = 256;
 
-__global__ void bias_grad_partial_kernel(float* partials, const __nv_bfloat16* dout, int N, int OC) {
+int bias_grad_chunks(int N, int OC, size_t workspace_bytes) {
+  const size_t fit = workspace_bytes / (sizeof(float) * size_t(OC));
+  return static_cast<int>(std::max<size_t>(1, std::min<size_t>({size_t(kBiasMaxChunks), fit, ceil_div(N, kBiasMinRows)})));
+}
+
+// Eight columns per thread, one 16-byte load per row: for OC % 8 == 0 and a 16-byte aligned dout
+// (every row then starts on the 16-byte grid).
+__global__ void __launch_bounds__(kBiasThreads)
+    bias_grad_partial_vec_kernel(float* partials, const __nv_bfloat16* dout, int N, int OC, int rows_per_chunk) {
+  const int g = blockIdx.x * blockDim.x + threadIdx.x;
+  if (g >= OC / 8) return;
+  const int r0 = blockIdx.y * rows_per_chunk, r1 = min(N, r0 + rows_per_chunk);
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int r = r0; r < r1; ++r) {
+    const Bf16x8 x = load8(dout + size_t(r) * OC + 8 * g);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) s[k] += __bfloat162float(x.v[k]);
+  }
+  float* out = partials + size_t(blockIdx.y) * OC + 8 * g;
+  *reinterpret_cast<float4*>(out) = make_float4(s[0], s[1], s[2], s[3]);
+  *reinterpret_cast<float4*>(out + 4) = make_float4(s[4], s[5], s[6], s[7]);
+}
+
+// One column per thread, 2-byte loads: a ragged OC (rows then start off the 16-byte grid every few
+// rows — a classifier's 2 or 3 classes, a tag set's 9) or a misaligned dout.
+__global__ void __launch_bounds__(kBiasThreads)
+    bias_grad_partial_kernel(float* partials, const __nv_bfloat16* dout, int N, int OC, int rows_per_chunk) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= OC) return;
-  const int chunk = (N + kBiasChunks - 1) / kBiasChunks;
-  const int r0 = blockIdx.y * chunk, r1 = min(N, r0 + chunk);
+  const int r0 = blockIdx.y * rows_per_chunk, r1 = min(N, r0 + rows_per_chunk);
   float s = 0.0f;
   for (int r = r0; r < r1; ++r) s += __bfloat162float(dout[size_t(r) * OC + c]);
   partials[size_t(blockIdx.y) * OC + c] = s;
 }
 
-__global__ void bias_grad_reduce_kernel(__nv_bfloat16* dbias, const float* partials, int OC) {
+__global__ void __launch_bounds__(kBiasThreads)
+    bias_grad_reduce_kernel(__nv_bfloat16* dbias, const float* partials, int OC, int chunks) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= OC) return;
   float s = 0.0f;
 #pragma unroll 8
-  for (int k = 0; k < kBiasChunks; ++k) s += partials[size_t(k) * OC + c];
+  for (int k = 0; k < chunks; ++k) s += partials[size_t(k) * OC + c];
   dbias[c] = __float2bfloat16_rn(__bfloat162float(dbias[c]) + s);
 }
 
@@ -177,11 +210,20 @@ void Matmul::backward(bf16* dinp, bf16* dweight, bf16* dbias, const bf16* dout, 
                       const bf16* inp_gelu_pre, int N, int IC, int OC, cudaStream_t stream) {
   FERRY_CUDA_REQUIRE(N > 0 && IC > 0 && OC > 0, "positive sizes");
   if (dbias) {
-    FERRY_CUDA_REQUIRE(size_t(kBiasChunks) * OC * sizeof(float) <= state_->workspace_bytes, "workspace too small");
+    FERRY_CUDA_REQUIRE(size_t(OC) * sizeof(float) <= state_->workspace_bytes, "workspace too small");
     float* partials = static_cast<float*>(state_->workspace);
-    bias_grad_partial_kernel<<<dim3(ceil_div(OC, 256), kBiasChunks), 256, 0, stream>>>(partials, dev(dout), N, OC);
-    FERRY_CUDA_CHECK_LAUNCH("bias_grad_partial_kernel");
-    bias_grad_reduce_kernel<<<ceil_div(OC, 256), 256, 0, stream>>>(dev(dbias), partials, OC);
+    const int chunks = bias_grad_chunks(N, OC, state_->workspace_bytes);
+    const int rows_per_chunk = static_cast<int>(ceil_div(N, chunks));
+    if (OC % 8 == 0 && reinterpret_cast<uintptr_t>(dout) % 16 == 0) {
+      bias_grad_partial_vec_kernel<<<dim3(ceil_div(OC / 8, kBiasThreads), chunks), kBiasThreads, 0, stream>>>(
+          partials, dev(dout), N, OC, rows_per_chunk);
+      FERRY_CUDA_CHECK_LAUNCH("bias_grad_partial_vec_kernel");
+    } else {
+      bias_grad_partial_kernel<<<dim3(ceil_div(OC, kBiasThreads), chunks), kBiasThreads, 0, stream>>>(
+          partials, dev(dout), N, OC, rows_per_chunk);
+      FERRY_CUDA_CHECK_LAUNCH("bias_grad_partial_kernel");
+    }
+    bias_grad_reduce_kernel<<<ceil_div(OC, kBiasThreads), kBiasThreads, 0, stream>>>(dev(dbias), partials, OC, chunks);
     FERRY_CUDA_CHECK_LAUNCH("bias_grad_reduce_kernel");
   }
   if (dweight) {

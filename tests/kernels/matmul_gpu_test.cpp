@@ -70,7 +70,7 @@ TEST_P(MatmulGpu, ForwardAndBackwardMatchCpuReference) {
 // GPT-2's attention projection and MLP shapes, plus ragged row counts.
 INSTANTIATE_TEST_SUITE_P(Shapes, MatmulGpu,
                          ::testing::Values(Shape{1, 8, 8}, Shape{37, 72, 40}, Shape{256, 768, 2304},
-                                           Shape{129, 3072, 768}, Shape{64, 768, 50304}));
+                                           Shape{129, 3072, 768}, Shape{64, 768, 50304}, Shape{33, 24, 9}));
 
 }  // namespace
 }  // namespace ferry::test

@@ -6,8 +6,7 @@
 #include "tests/support/support.h"
 
 #if FERRY_WITH_CUDA
-#include "kernels/pooling.h"
-#include "tests/kernels/cuda_test_util.h"
+#include "tests/kernels/pooling_cases.h"
 
 namespace ferry::test {
 namespace {
@@ -15,49 +14,11 @@ namespace {
 namespace cpu = ferry::kernels::cpu;
 namespace gpu = ferry::kernels::cuda;
 
-struct PoolCase {
-  int B, T, C, mode;
-};
-
 class PoolTokensGpu : public ::testing::TestWithParam<PoolCase> {};
-
-std::vector<int32_t> ragged_lengths(int B, int T, std::mt19937_64& rng) {
-  std::uniform_int_distribution<int32_t> len(1, T);
-  std::vector<int32_t> l(B);
-  for (auto& x : l) x = len(rng);
-  const int32_t edges[] = {T, 1, 0, T + 5};  // full, one token, and two the contract clamps
-  for (int b = 0; b < B && b < 4; ++b) l[b] = edges[b];
-  return l;
-}
 
 TEST_P(PoolTokensGpu, ForwardAndBackwardMatchCpuReferenceOnRaggedLengths) {
   FERRY_SKIP_WITHOUT_GPU();
-  const PoolCase p = GetParam();
-  std::mt19937_64 rng(test_seed());
-  const size_t BTC = size_t(p.B) * p.T * p.C, BC = size_t(p.B) * p.C;
-  const auto x = random_bf16_values(BTC, rng, -2.0, 2.0), dy = random_bf16_values(BC, rng);
-  const auto lengths = ragged_lengths(p.B, p.T, rng);
-  std::vector<double> y_ref(BC), dx_ref(BTC);
-  cpu::pool_tokens_forward(y_ref.data(), x.data(), lengths.data(), p.B, p.T, p.C, p.mode);
-  cpu::pool_tokens_backward(dx_ref.data(), dy.data(), lengths.data(), p.B, p.T, p.C, p.mode);
-
-  DeviceBuffer<bf16> dx_in(to_bf16(x)), ddy(to_bf16(dy)), dyo(BC), ddx(BTC);
-  DeviceBuffer<int32_t> dlen(lengths);
-  gpu::pool_tokens_forward(dyo.get(), dx_in.get(), dlen.get(), p.B, p.T, p.C, p.mode, nullptr);
-  gpu::pool_tokens_backward(ddx.get(), ddy.get(), dlen.get(), p.B, p.T, p.C, p.mode, nullptr);
-  const auto y = dyo.download(), dx = ddx.download();
-  FERRY_EXPECT_CLOSE(to_double(y), y_ref, kBf16Tolerance);
-  FERRY_EXPECT_CLOSE(to_double(dx), dx_ref, kBf16Tolerance);
-  // Unpooled positions are exactly zero (not merely small): padding never receives a gradient.
-  for (size_t i = 0; i < BTC; ++i)
-    if (dx_ref[i] == 0.0) ASSERT_EQ(bf16_to_float(dx[i]), 0.0f) << "element " << i;
-
-  dyo.poison();
-  ddx.poison();
-  gpu::pool_tokens_forward(dyo.get(), dx_in.get(), dlen.get(), p.B, p.T, p.C, p.mode, nullptr);
-  gpu::pool_tokens_backward(ddx.get(), ddy.get(), dlen.get(), p.B, p.T, p.C, p.mode, nullptr);
-  EXPECT_TRUE(bitwise_equal(dyo.download(), y));
-  EXPECT_TRUE(bitwise_equal(ddx.download(), dx));
+  check_pool_tokens(GetParam(), test_seed());
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, PoolTokensGpu,
