@@ -224,7 +224,8 @@ void register_all_ops() {
     if (ad.needs_grad(n.in[0])) ad.contribute(n.in[0], n.out[2]);
   };
   ce.cpu = [](KernelCall& c) {
-    auto [N, L] = rows_cols(c.in[0].shape);
+    int N, L;
+    std::tie(N, L) = rows_cols(c.in[0].shape);
     const int start = c.node.attrs.i("vocab_start");
     // "classes" is the whole vocabulary's size (copied from the single-process cross_entropy).
     const int classes = c.node.attrs.i("classes", 0);

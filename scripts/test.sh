@@ -8,3 +8,9 @@ cd "$(dirname "$0")/.."
 FERRY_EXTRA_PACKAGES="slurm-wlm munge" bash scripts/setup.sh build
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 ctest --test-dir build --output-on-failure -j "$(nproc)" "$@"
+# Then the fuzz targets (tests/fuzz, their own ASan build in build-fuzz/): every committed regression
+# input and seed replayed, each reader fuzzed for FERRY_FUZZ_SECONDS (30), two at a time. The whole
+# suite only (no ctest arguments); FERRY_FUZZ=0 skips it.
+if (($# == 0)) && [[ ${FERRY_FUZZ:-1} != 0 ]]; then
+  bash scripts/fuzz.sh "${FERRY_FUZZ_SECONDS:-30}"
+fi

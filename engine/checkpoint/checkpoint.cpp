@@ -169,7 +169,8 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
     for (const auto& a : meta.at("arrays")) {
       const std::string name = a.at("name").get<std::string>();
       const uint64_t count = a.at("count").get<uint64_t>();
-      if (at + count * sizeof(float) > payload) user_error(where, ": array '", name, "' runs past the payload");
+      // Division, not at + count·4: a count near 2^62 would wrap the sum back under the payload.
+      if (count > (payload - at) / sizeof(float)) user_error(where, ": array '", name, "' runs past the payload");
       std::vector<float>* dst = name == "params" ? &ck.parameters
                                 : name == "adam_m" ? &ck.adam_m
                                 : name == "adam_v" ? &ck.adam_v
@@ -185,7 +186,13 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
   if (ck.adam_m.size() != ck.adam_v.size() || (!ck.adam_m.empty() && ck.adam_m.size() != ck.parameters.size()))
     user_error(where, ": optimizer state does not match the parameters in size");
   uint64_t expected = 0;
-  for (const auto& p : ck.params) expected = std::max<uint64_t>(expected, p.offset + p.numel);
+  for (const auto& p : ck.params) {
+    // Each entry on its own: an offset near 2^64 would wrap offset + numel back inside the array.
+    if (p.offset > ck.parameters.size() || p.numel > ck.parameters.size() - p.offset)
+      user_error(where, ": parameter '", p.name, "' (offset ", p.offset, ", ", p.numel, " values) lies outside the ",
+                 ck.parameters.size(), " values the file holds");
+    expected = std::max<uint64_t>(expected, p.offset + p.numel);
+  }
   if (expected != ck.parameters.size())
     user_error(where, ": the parameter table covers ", expected, " values but the file holds ", ck.parameters.size());
   return ck;
@@ -217,6 +224,7 @@ void prune_checkpoints(const std::filesystem::path& dir, int keep) {
   for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {
     std::error_code ec;
     std::filesystem::remove(all[i].second, ec);
+    test_kill_point(all[i].second, "deleted");
   }
 }
 

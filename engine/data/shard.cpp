@@ -14,6 +14,7 @@
 #include <cstring>
 #include <utility>
 
+#include "engine/checkpoint/atomic_file.h"
 #include "engine/error.h"
 
 namespace ferry::data {
@@ -39,36 +40,10 @@ class FileDescriptor {
   FileDescriptor(const FileDescriptor&) = delete;
   FileDescriptor& operator=(const FileDescriptor&) = delete;
   int get() const { return fd_; }
-  // Close explicitly where the result matters (the writer must see a failed close).
-  int close() {
-    const int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
 
  private:
   int fd_;
 };
-
-void write_all(int fd, const void* data, size_t bytes, const fs::path& tmp) {
-  const char* p = static_cast<const char*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::write(fd, p, bytes);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      shard_error(tmp, str_cat("write failed: ", std::strerror(errno)));
-    }
-    p += n;
-    bytes -= static_cast<size_t>(n);
-  }
-}
-
-void fsync_folder(const fs::path& folder) {
-  const int fd = ::open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return;  // some filesystems refuse; the rename itself already happened
-  ::fsync(fd);
-  ::close(fd);
-}
 
 // Checks the header and the size; returns the token count.
 size_t validate_layout(const fs::path& path, const unsigned char* bytes, size_t file_bytes) {
@@ -127,24 +102,12 @@ void write_shard(const fs::path& path, std::span<const uint16_t> tokens) {
   header[1] = kShardVersion;
   header[2] = static_cast<int32_t>(tokens.size());
 
-  // The temporary lives in the same folder so that rename() is atomic (same filesystem).
-  const fs::path tmp = path.parent_path() / (path.filename().string() + ".tmp." + std::to_string(::getpid()));
-  FileDescriptor fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) shard_error(path, str_cat("cannot create ", tmp.string(), ": ", std::strerror(errno)));
-  try {
-    write_all(fd.get(), header.data(), kShardHeaderBytes, tmp);
-    write_all(fd.get(), tokens.data(), tokens.size_bytes(), tmp);
-    if (::fsync(fd.get()) != 0) shard_error(tmp, str_cat("fsync failed: ", std::strerror(errno)));
-    if (fd.close() != 0) shard_error(tmp, str_cat("close failed: ", std::strerror(errno)));
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-      shard_error(path, str_cat("cannot rename ", tmp.string(), " over it: ", std::strerror(errno)));
-    }
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
-  fsync_folder(path.parent_path());
+  // The one atomic write path (engine/checkpoint/atomic_file.h): a temporary beside the shard, fsync,
+  // rename over it, fsync the folder. A failure or a kill at any point leaves an existing shard whole.
+  AtomicFile out(path);
+  out.write(header.data(), kShardHeaderBytes);
+  out.write(tokens.data(), tokens.size_bytes());
+  out.commit();
 }
 
 void write_shard(const fs::path& path, std::span<const int32_t> tokens, int vocab_size) {

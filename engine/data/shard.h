@@ -24,8 +24,9 @@ inline constexpr size_t kShardHeaderBytes = kShardHeaderInts * sizeof(int32_t);
 // The count field is an int32; a shard cannot hold more.
 inline constexpr size_t kMaxShardTokens = 0x7fffffff;
 
-// Writes a shard atomically: into a temporary file beside `path`, fsync, rename over `path`, fsync
-// the folder. A failure at any point leaves an existing shard at `path` untouched.
+// Writes a shard atomically (engine/checkpoint/atomic_file.h): into a temporary file beside `path`,
+// fsync, rename over `path`, fsync the folder. A failure at any point leaves an existing shard at
+// `path` untouched.
 void write_shard(const std::filesystem::path& path, std::span<const uint16_t> tokens);
 
 // The same from int32 ids (what the tokenizer produces); every id must lie in [0, vocab_size) and

@@ -39,7 +39,8 @@ void register_cross_entropy_ops() {
     if (ad.needs_grad(n.in[0])) ad.contribute(n.in[0], n.out[2]);
   };
   ce.cpu = [](KernelCall& c) {
-    auto [N, L] = rows_cols(c.in[0].shape);
+    int N, L;
+    std::tie(N, L) = rows_cols(c.in[0].shape);
     const int V = cross_entropy_classes(c.node, L);
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);

@@ -57,7 +57,8 @@ void register_layernorm_ops() {
     emit_layernorm_backward(ad, n.in[0], n.in[1], n.in[2], n.out[0], n.out[1], n.out[2], -1, {n.in[0]});
   };
   ln.cpu = [](KernelCall& c) {
-    auto [N, C] = rows_cols(c.in[0].shape);
+    int N, C;
+    std::tie(N, C) = rows_cols(c.in[0].shape);
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
       kernels::cpu::residual_layernorm_forward<T>(nullptr, c.out[0].as<T>(), c.out[1].as<T>(), c.out[2].as<T>(),
@@ -80,7 +81,8 @@ void register_layernorm_ops() {
                             {n.in[0], n.in[1]});
   };
   rln.cpu = [](KernelCall& c) {
-    auto [N, C] = rows_cols(c.in[0].shape);
+    int N, C;
+    std::tie(N, C) = rows_cols(c.in[0].shape);
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
       kernels::cpu::residual_layernorm_forward<T>(c.out[0].as<T>(), c.out[1].as<T>(), c.out[2].as<T>(),
@@ -98,7 +100,8 @@ void register_layernorm_ops() {
     return std::vector<OutputSpec>{{x.shape, x.dtype}, {w.shape, w.dtype}, {w.shape, w.dtype}};
   };
   bwd.cpu = [](KernelCall& c) {
-    auto [N, C] = rows_cols(c.in[2].shape);
+    int N, C;
+    std::tie(N, C) = rows_cols(c.in[2].shape);
     dispatch_float(c.in[2].dtype, [&](auto tag) {
       using T = decltype(tag);
       kernels::cpu::layernorm_backward<T>(c.out[0].as<T>(), c.out[1].as<T>(), c.out[2].as<T>(), c.in[0].as<T>(),

@@ -33,7 +33,8 @@ void register_matmul_ops() {
     if (want_dx) ad.contribute(x, outs[0]);
   };
   fwd.cpu = [](KernelCall& c) {
-    auto [N, IC] = rows_cols(c.in[0].shape);
+    int N, IC;
+    std::tie(N, IC) = rows_cols(c.in[0].shape);
     const int OC = static_cast<int>(c.in[1].shape[0]);
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
@@ -51,7 +52,8 @@ void register_matmul_ops() {
     return std::vector<OutputSpec>{{x.shape, x.dtype}, {w.shape, w.dtype}, {{w.shape[0]}, w.dtype}};
   };
   bwd.cpu = [](KernelCall& c) {
-    auto [N, IC] = rows_cols(c.in[1].shape);
+    int N, IC;
+    std::tie(N, IC) = rows_cols(c.in[1].shape);
     const int OC = static_cast<int>(c.in[2].shape[0]);
     dispatch_float(c.in[1].dtype, [&](auto tag) {
       using T = decltype(tag);

@@ -1,5 +1,6 @@
 // engine/ops/ops.h — the built-in op families, one file each; register_builtin_ops() calls them all.
 #pragma once
+#include <tuple>
 #include <utility>
 
 #include "engine/error.h"
@@ -39,7 +40,9 @@ inline DType statistics_dtype(DType activations) {
 // attribute (a padded vocabulary's real size), or all of them (engine/ops/cross_entropy.cpp).
 int cross_entropy_classes(const Node& n, int64_t columns);
 
-// Rows and channels of a tensor whose last dimension is the channel dimension.
+// Rows and channels of a tensor whose last dimension is the channel dimension. Callers unpack it
+// with std::tie, not a structured binding: clang before 16 cannot capture a binding in a lambda,
+// and the fuzz build (tests/fuzz) compiles every op with Debian's clang 14.
 inline std::pair<int, int> rows_cols(const Shape& s) {
   const int cols = static_cast<int>(s.back());
   return {static_cast<int>(numel(s) / cols), cols};

@@ -5,7 +5,7 @@
 #include <set>
 #include <sstream>
 
-#include <toml++/toml.h>
+#include "engine/toml.h"
 
 #include "engine/error.h"
 
@@ -67,9 +67,10 @@ class Section {
 RunConfig parse_run_config(const std::string& text, const std::string& source) {
   toml::table root;
   try {
-    root = toml::parse(text, source);
+    root = parse_toml(text, source);
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
+    if (b.line == 0) user_error(source, ": ", std::string(e.description()));  // no position (engine/toml.h)
     user_error(source, ":", b.line, ":", b.column, ": ", std::string(e.description()));
   }
   for (const auto& [k, v] : root) {

@@ -14,11 +14,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <iomanip>
 #include <random>
 #include <sstream>
-
-#include <toml++/toml.h>
 
 #include "engine/backend.h"
 #include "engine/data/shard.h"
@@ -27,6 +24,7 @@
 #include "engine/finetune/loop.h"
 #include "engine/finetune/model_file.h"
 #include "tools/cli/command.h"
+#include "tools/config/flag_file.h"
 #include "tools/convert/load_model.h"
 #include "tools/tasks/electra.h"
 #include "tools/tasks/evaluation.h"
@@ -526,44 +524,6 @@ void run(const Args& a) {
   std::fprintf(stderr, "ferry: model in %s, metrics in %s\n", (out / kTaskModelFile).c_str(), (out / "eval.json").c_str());
 }
 
-// One source of configuration: a TOML file (configs/finetune_*.toml) whose keys are the flags' own
-// names. Each key fills the option the command line left unset, through the option itself (same
-// parsing and checks as the flag); an unknown key or a malformed value is an error naming it.
-void apply_config(CLI::App& app, const std::string& file) {
-  toml::table t;
-  try {
-    t = toml::parse_file(file);
-  } catch (const toml::parse_error& e) {
-    user_error(file, ": ", e.description(), " (line ", e.source().begin.line, ")");
-  }
-  for (auto&& [k, v] : t) {
-    const std::string key(k.str());
-    CLI::Option* opt = key == "config" ? nullptr : app.get_option_no_throw("--" + key);
-    if (!opt) user_error(file, ": unknown key '", key, "' (keys are ferry finetune's flag names, e.g. batch-size)");
-    if (opt->count() > 0) continue;  // the command line wins
-    std::string value;
-    if (auto s = v.value_exact<std::string>()) {
-      value = *s;
-    } else if (auto b = v.value_exact<bool>()) {
-      value = *b ? "true" : "false";
-    } else if (auto i = v.value_exact<int64_t>()) {
-      value = std::to_string(*i);
-    } else if (auto d = v.value_exact<double>()) {
-      std::ostringstream o;
-      o << std::setprecision(9) << *d;
-      value = o.str();
-    } else {
-      user_error(file, ": key '", key, "' must be a string, number or boolean");
-    }
-    try {
-      opt->add_result(value);
-      opt->run_callback();
-    } catch (const CLI::Error& e) {
-      user_error(file, ": ", key, " = ", value, ": ", e.what());
-    }
-  }
-}
-
 void setup(CLI::App& app) {
   auto a = std::make_shared<Args>();
   app.add_option("--task", a->task,
@@ -615,7 +575,7 @@ void setup(CLI::App& app) {
   app.add_option("--config", *config,
                  "TOML file of options, keys named as the flags (batch-size = 16); flags given here override it");
   app.callback([a, config, &app] {
-    if (!config->empty()) apply_config(app, *config);
+    if (!config->empty()) ferry::config::apply_flag_file(app, *config);
     run(*a);
   });
 }

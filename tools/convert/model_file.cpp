@@ -92,6 +92,17 @@ void for_each_llmc_tensor(const GptConfig& c, Fn fn) {
   fn(std::string("ln_f.bias"), C, C);
 }
 
+// The values an llm.c file of config `c` holds (wte's padding rows included), counted exactly: the
+// sizes in a header are the file's claim and their products can overflow 64 bits. Closed form, so
+// a header claiming two billion layers costs nothing to check against the file's length.
+unsigned __int128 llmc_value_count(const GptConfig& c) {
+  using u128 = unsigned __int128;
+  const u128 C = static_cast<u128>(c.n_embd);
+  u128 per_layer = 0;
+  for (const LayerTensor& t : kLayerTensors) per_layer += u128(t.rows_times_c) * C * (t.matrix ? C : 1);
+  return u128(llmc_padded_vocab(c.vocab_size)) * C + u128(c.max_seq_len) * C + u128(c.n_layer) * per_layer + 2 * C;
+}
+
 void write_values(AtomicFile& out, const float* p, uint64_t n, WeightType type) {
   if (type == WeightType::F32) {
     out.write(p, n * sizeof(float));
@@ -139,7 +150,7 @@ void write_llmc(const fs::path& path, const Checkpoint& model_in, WeightType typ
   header[4] = c.n_layer;
   header[5] = c.n_head;
   header[6] = c.n_embd;
-  header[7] = llmc_padded_vocab(c.vocab_size);
+  header[7] = static_cast<int32_t>(llmc_padded_vocab(c.vocab_size));
   AtomicFile out(path);
   out.write(header, sizeof header);
   for_each_llmc_tensor(c, [&](const std::string& name, uint64_t in_file, uint64_t in_ferry) {
@@ -173,10 +184,11 @@ Checkpoint read_llmc(const fs::path& path) {
   if (header[7] < c.vocab_size) user_error(where, ": padded vocab ", header[7], " is below the vocab ", c.vocab_size);
   if (header[7] != llmc_padded_vocab(c.vocab_size))
     user_error(where, ": padded vocab ", header[7], " (this build expects ", llmc_padded_vocab(c.vocab_size), ")");
-  uint64_t expected = 0;
-  for_each_llmc_tensor(c, [&](const std::string&, uint64_t in_file, uint64_t) { expected += in_file; });
-  const uint64_t bytes = sizeof header + expected * (type == WeightType::F32 ? 4 : 2);
-  if (size != bytes) user_error(where, ": ", size, " bytes, but its header describes ", bytes);
+  const unsigned __int128 bytes = sizeof header + llmc_value_count(c) * (type == WeightType::F32 ? 4 : 2);
+  if (bytes != size) {
+    user_error(where, ": ", size, " bytes, but its header describes ",
+               bytes >> 64 ? std::string("more than 2^64") : std::to_string(static_cast<uint64_t>(bytes)));
+  }
   Checkpoint model = empty_model(c);
   auto v = index(model);
   for_each_llmc_tensor(c, [&](const std::string& name, uint64_t in_file, uint64_t in_ferry) {
@@ -281,7 +293,23 @@ void write_safetensors(const fs::path& path, const Checkpoint& model_in, WeightT
   out.commit();
 }
 
-Checkpoint read_safetensors(const fs::path& path, std::optional<int> n_head) {
+namespace {
+
+// A whole decimal int from a metadata string ("12"); UserError naming the field otherwise.
+int metadata_int(const std::string& text, const std::string& where, const char* field) {
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || v < INT32_MIN || v > INT32_MAX)
+    user_error(where, ": metadata ", field, " = '", text, "' is not an integer");
+  return static_cast<int>(v);
+}
+
+Checkpoint read_safetensors_checked(const fs::path& path, std::optional<int> n_head) {
   const std::string where = path.string();
   const uint64_t size = file_size_or_fail(path);
   std::ifstream in(path, std::ios::binary);
@@ -311,6 +339,8 @@ Checkpoint read_safetensors(const fs::path& path, std::optional<int> n_head) {
   c.preset = "safetensors";
   const auto wte = shape_of("wte.weight"), wpe = shape_of("wpe.weight");
   if (wte.size() != 2 || wpe.size() != 2) user_error(where, ": wte/wpe are not matrices");
+  if (wte[0] > INT32_MAX || wte[1] > INT32_MAX || wpe[0] > INT32_MAX)
+    user_error(where, ": wte/wpe shapes [", wte[0], ", ", wte[1], "], [", wpe[0], ", ", wpe[1], "] are too large");
   c.vocab_size = int(wte[0]);
   c.n_embd = int(wte[1]);
   c.max_seq_len = int(wpe[0]);
@@ -320,7 +350,7 @@ Checkpoint read_safetensors(const fs::path& path, std::optional<int> n_head) {
   if (n_head) {
     c.n_head = *n_head;
   } else if (header.contains("__metadata__") && header["__metadata__"].contains("n_head")) {
-    c.n_head = std::stoi(header["__metadata__"]["n_head"].get<std::string>());
+    c.n_head = metadata_int(header["__metadata__"]["n_head"].get<std::string>(), where, "n_head");
   } else {
     std::ifstream cfg(path.parent_path() / "config.json");
     const auto j = cfg ? nlohmann::json::parse(cfg, nullptr, false) : nlohmann::json();
@@ -329,19 +359,31 @@ Checkpoint read_safetensors(const fs::path& path, std::optional<int> n_head) {
     c.n_head = j["n_head"].get<int>();
   }
   validate_gpt(c);
+  const auto tensors = hf_tensors(c);
+  // The file must hold every tensor (2 bytes a value at the least) before the model is allocated:
+  // a header's shapes are only its claim, and a few-kilobyte file must not cost gigabytes.
+  unsigned __int128 values = 0;
+  for (const HfTensor& t : tensors) {
+    unsigned __int128 n = 1;
+    for (uint64_t d : t.shape) n *= d;
+    values += n;
+  }
+  if (values * 2 > size - data_start)
+    user_error(where, ": the header's shapes need more data than the file's ", size - data_start, " bytes (truncated?)");
   Checkpoint model = empty_model(c);
   auto v = index(model);
-  for (HfTensor t : hf_tensors(c)) {
+  for (const HfTensor& t : tensors) {
     const std::string key = t.name.rfind("transformer.", 0) == 0 ? t.name.substr(12) : t.name;
-    const auto& e = entries.at(key);
     if (shape_of(key) != t.shape) user_error(where, ": tensor '", t.name, "' has another shape than GPT-2's");
+    const auto& e = entries.at(key);
     const std::string dtype = e.at("dtype").get<std::string>();
     if (dtype != "F32" && dtype != "BF16") user_error(where, ": tensor '", t.name, "' is ", dtype, " (F32 or BF16 read)");
     const WeightType type = dtype == "F32" ? WeightType::F32 : WeightType::BF16;
     const auto off = e.at("data_offsets").get<std::vector<uint64_t>>();
     uint64_t n = 1;
     for (uint64_t d : t.shape) n *= d;
-    if (off.size() != 2 || off[1] - off[0] != n * (type == WeightType::F32 ? 4 : 2) || data_start + off[1] > size)
+    if (off.size() != 2 || off[0] > off[1] || off[1] > size - data_start ||
+        off[1] - off[0] != n * (type == WeightType::F32 ? 4 : 2))
       user_error(where, ": tensor '", t.name, "' has bad data offsets (truncated file?)");
     in.seekg(static_cast<std::streamoff>(data_start + off[0]));
     const View p = find(v, t.ferry, n, where);
@@ -355,6 +397,18 @@ Checkpoint read_safetensors(const fs::path& path, std::optional<int> n_head) {
     }
   }
   return model;
+}
+
+}  // namespace
+
+Checkpoint read_safetensors(const fs::path& path, std::optional<int> n_head) {
+  try {
+    return read_safetensors_checked(path, n_head);
+  } catch (const nlohmann::json::exception& e) {
+    // A header entry of the wrong JSON type (a shape that is no list of integers, a dtype that is
+    // no string, an n_head in config.json that is no number).
+    user_error(path.string(), ": malformed safetensors header (", e.what(), ")");
+  }
 }
 
 std::string detect_model_file(const fs::path& path) {

@@ -24,8 +24,8 @@ inline constexpr int32_t kLlmcMagic = 20240326;
 inline constexpr int32_t kLlmcVersionF32 = 3;
 inline constexpr int32_t kLlmcVersionBF16 = 5;
 
-// llm.c pads the vocabulary to a multiple of 128 rows.
-inline int llmc_padded_vocab(int V) { return (V + 127) / 128 * 128; }
+// llm.c pads the vocabulary to a multiple of 128 rows (64-bit: a header's vocab may be near INT32_MAX).
+inline int64_t llmc_padded_vocab(int64_t V) { return (V + 127) / 128 * 128; }
 
 void write_llmc(const std::filesystem::path& path, const Checkpoint& model, WeightType type);
 Checkpoint read_llmc(const std::filesystem::path& path);

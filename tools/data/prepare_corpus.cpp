@@ -19,6 +19,7 @@
 #include <span>
 
 #include "engine/assets.h"
+#include "engine/checkpoint/atomic_file.h"
 #include "engine/data/shard.h"
 #include "engine/error.h"
 #include "tools/data/corpus_sources.h"
@@ -129,22 +130,6 @@ std::optional<PrepareSummary> existing_corpus(const fs::path& out, const json& k
     return summary;
   } catch (const json::exception&) {
     return std::nullopt;
-  }
-}
-
-void write_file_atomically(const fs::path& path, const std::string& contents) {
-  const fs::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << contents;
-    f.flush();
-    if (!f) user_error("cannot write '", tmp.string(), "': ", std::strerror(errno));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    user_error("cannot write '", path.string(), "': ", ec.message());
   }
 }
 

@@ -50,8 +50,15 @@ std::vector<double> ticks(double lo, double hi) {
   const double raw = span / 5;
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   const double step = raw / mag < 1.5 ? mag : raw / mag < 3.5 ? 2 * mag : raw / mag < 7.5 ? 5 * mag : 10 * mag;
+  // Counted, not `v += step` until past hi: where step is below half an ulp of lo (steps near 1e17
+  // a few apart in a metrics.jsonl) the sum never moves and `ferry plot` hung. At most 8 fit.
   std::vector<double> t;
-  for (double v = std::ceil(lo / step) * step; v <= hi + 1e-9 * span; v += step) t.push_back(v);
+  const double first = std::ceil(lo / step) * step;
+  for (int k = 0; k <= 10; ++k) {
+    const double v = first + k * step;
+    if (!(v <= hi + 1e-9 * span)) break;
+    t.push_back(v);
+  }
   return t;
 }
 

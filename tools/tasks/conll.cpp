@@ -1,6 +1,7 @@
 // tools/tasks/conll.cpp
 #include "tools/tasks/conll.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -28,7 +29,10 @@ std::vector<TaggedSentence> parse_conll(const std::string& text, const std::stri
     const auto tab = line.find('\t');
     if (tab == std::string::npos) user_error(source, ":", line_no, ": expected token<TAB>tag");
     std::string tag = line.substr(tab + 1);
-    if (!(tag == "O" || ((tag.rfind("B-", 0) == 0 || tag.rfind("I-", 0) == 0) && tag.size() > 2)))
+    // A type is a name: whitespace or a control character in it (a stray "\r" from a file with
+    // doubled line endings) would not survive the file being written again.
+    const bool plain = std::none_of(tag.begin(), tag.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; });
+    if (!plain || !(tag == "O" || ((tag.rfind("B-", 0) == 0 || tag.rfind("I-", 0) == 0) && tag.size() > 2)))
       user_error(source, ":", line_no, ": tag '", tag, "' is not O, B-type or I-type");
     cur.words.push_back(line.substr(0, tab));
     cur.tags.push_back(std::move(tag));

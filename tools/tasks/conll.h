@@ -14,7 +14,8 @@ struct TaggedSentence {
   std::vector<std::string> tags;  // BIO: O, B-type, I-type
 };
 
-// UserError naming file:line for a line without a TAB or a tag that is not O / B-x / I-x.
+// UserError naming file:line for a line without a TAB or a tag that is not O / B-x / I-x (x without
+// whitespace or control characters).
 std::vector<TaggedSentence> read_conll(const std::filesystem::path& file);
 std::vector<TaggedSentence> parse_conll(const std::string& text, const std::string& source_name);
 

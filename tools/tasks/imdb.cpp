@@ -61,9 +61,9 @@ std::vector<Review> read_imdb_reviews(const std::filesystem::path& path) {
     const auto& r = j[i];
     if (!r.is_object() || !r.contains("t") || !r["t"].is_string() || !r.contains("s") || !r["s"].is_number_integer())
       user_error("IMDB reviews '", path.string(), "': entry ", i, " is not {\"t\": text, \"s\": 0|1}");
-    const int s = r["s"].get<int>();
+    const int64_t s = r["s"].get<int64_t>();  // not int: 2^32 would wrap to label 0
     if (s != 0 && s != 1) user_error("IMDB reviews '", path.string(), "': entry ", i, " has label ", s);
-    out.push_back({r["t"].get<std::string>(), s});
+    out.push_back({r["t"].get<std::string>(), static_cast<int>(s)});
   }
   return out;
 }

@@ -51,6 +51,9 @@ bool parse_key(const std::string& line, VerseRef& ref, std::string& rest) {
   if (mid == std::string::npos || mid == 0 || mid + 1 == cv.size()) return false;
   for (size_t k = 0; k < cv.size(); ++k)
     if (k != mid && !std::isdigit(static_cast<unsigned char>(cv[k]))) return false;
+  // No chapter or verse runs past 176 (Psalm 119): longer digit runs are text, not a key (and would
+  // overflow stoi).
+  if (mid > 6 || cv.size() - mid - 1 > 6) return false;
   const int book = book_index(name);
   if (book < 0) return false;
   ref = {book, std::stoi(cv.substr(0, mid)), std::stoi(cv.substr(mid + 1))};
