@@ -9,9 +9,11 @@
 // behaviour on such input).
 //
 // Its whitespace test also reaches `__builtin_unreachable()` (undefined behaviour) for many non-ASCII
-// code points ('é', U+FEEF...) where the parser looks for whitespace; found by
-// tests/fuzz/finetune_config_fuzz. TOML 1.0 allows non-ASCII only inside strings and comments, so
-// parse_toml() refuses it elsewhere before toml++ sees the text.
+// code points ('é', U+FEEF, 'Θ'...) wherever its lexer looks for whitespace, which on malformed
+// input can be inside what TOML calls a string (found by tests/fuzz/finetune_config_fuzz and
+// run_config_fuzz). So toml++ only ever sees ASCII: parse_toml() hands it the same document with
+// non-ASCII escaped inside strings and blanked in comments, and refuses it anywhere else (TOML 1.0
+// allows non-ASCII only in strings and comments).
 #pragma once
 #include <string>
 #include <string_view>
@@ -31,9 +33,8 @@ namespace ferry::detail {
 
 namespace ferry {
 
-// toml::parse(text, source) after the check above; throws toml::parse_error (with a position) for
-// non-ASCII outside strings and comments, or right after a multi-line string's line-ending
-// backslash (valid TOML that toml++ 3.3 cannot read safely).
+// toml::parse of the ASCII-only form above (same values); throws toml::parse_error (with a
+// position) for non-ASCII outside strings and comments, or malformed UTF-8.
 toml::table parse_toml(std::string_view text, const std::string& source);
 
 }  // namespace ferry

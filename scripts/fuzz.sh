@@ -8,6 +8,8 @@
 #   FERRY_FUZZ_TARGETS="checkpoint_fuzz llmc_fuzz" bash scripts/fuzz.sh 60
 #   FERRY_FUZZ_JOBS=1               # targets at once (default 2)
 #   SECONDS=0                       # replay only, no fuzzing
+#   FERRY_FUZZ_SEED=1               # libFuzzer's -seed (CI's run sets it, so what CI finds, a rerun
+#                                   # with the same seed and an empty corpus finds too); default random
 #
 # A target's corpus grows in build-fuzz/corpus/<target> (kept between runs, ignored by git). A crash,
 # sanitizer report, failed property, timeout (30 s) or allocation over the limit stops that target;
@@ -75,7 +77,7 @@ run_target() {
     return 0
   fi
   local rc=0
-  "$bin" "${LIMITS[@]}" -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 \
+  "$bin" "${LIMITS[@]}" ${FERRY_FUZZ_SEED:+-seed="$FERRY_FUZZ_SEED"} -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 \
     -artifact_prefix="$crashes/" "$corpus" "tests/fuzz/corpus/$t" >>"$log" 2>&1 || rc=$?
   local execs cov ft units
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*$' || true)

@@ -49,6 +49,17 @@ TEST(ReaderLimits, TomlThatToml3_3AssertsOnOrMisreadsIsAParseError) {
   EXPECT_EQ(c.train.sample_prompt, "caf\xc3\xa9");
   const RunConfig m = parse_run_config("[train]\nsample_prompt = \"\"\"a \\\n   b\xc3\xa9\"\"\"\n", "ml.toml");
   EXPECT_EQ(m.train.sample_prompt, "a b\xc3\xa9");
+  // toml++ never sees non-ASCII: on `-"Θ` its lexer looked for whitespace inside what TOML calls a
+  // string (undefined behaviour, run_config_fuzz); now a parse error like any other.
+  EXPECT_NE(user_error_of([] { parse_run_config("_=-\"\xce\x98", "d.toml"); }).find("d.toml"), std::string::npos);
+  EXPECT_NE(user_error_of([] { parse_run_config("# \xce\n", "e.toml"); }).find("malformed UTF-8"), std::string::npos);
+  EXPECT_NE(user_error_of([] { parse_run_config("a = \"\\\xc3\xa9\"", "f.toml"); }).find("backslash"),
+            std::string::npos);
+  // Literal strings keep their value: non-ASCII, backslashes and quotes.
+  const RunConfig l = parse_run_config("[train]\nsample_prompt = '\\\"\xce\x98\\n'\n", "l.toml");
+  EXPECT_EQ(l.train.sample_prompt, "\\\"\xce\x98\\n");
+  const RunConfig ml = parse_run_config("[train]\nsample_prompt = \'\'\'\n\xf0\x9f\x98\x80 \"x\"\\\'\'\'\'\n", "ml2.toml");
+  EXPECT_EQ(ml.train.sample_prompt, "\xf0\x9f\x98\x80 \"x\"\\\'");
 }
 
 TEST(ReaderLimits, LlmcHeaderClaimingBillionsOfLayersIsRefusedAtOnce) {

@@ -35,7 +35,10 @@ std::string toml_number(double v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.17g", v);  // round-trips every double
-  return buf;
+  // TOML reads "-0" or "1" as integers: a float's literal needs a point or an exponent.
+  std::string s = buf;
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
 }
 
 std::string to_toml(const nlohmann::json& config) {
