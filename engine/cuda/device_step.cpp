@@ -74,19 +74,11 @@ class CudaStep final : public DeviceStep {
     v_ = DeviceBuffer(be_, n_ * sizeof(float));
     for (DeviceBuffer* b : {&master_, &m_, &v_}) be_.zero(b->data(), b->size());
 
-    // The segment table covers [0, n) in storage order; a frozen parameter gets learning rate 0
-    // (AdamW leaves it exactly as it is) and no decay. The alignment gap after a parameter belongs
-    // to its segment: zeros there stay zero whatever the rate.
-    std::vector<const ParamInfo*> order;
-    for (const ParamInfo& p : g.params) order.push_back(&p);
-    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->storage < b->storage; });
-    std::vector<kc::AdamWSegment> segs;
-    for (const ParamInfo* p : order) {
-      const float lr_scale = p->trainable ? p->lr_scale : 0.0f;
-      const float wd = p->trainable && p->weight_decay ? cfg.weight_decay : 0.0f;
-      if (!segs.empty() && segs.back().lr_scale == lr_scale && segs.back().weight_decay == wd) continue;
-      segs.push_back({segs.empty() ? 0 : p->storage, lr_scale, wd});
-    }
+    // The one segment table (engine/optim/adamw.h) over the whole buffer: frozen parameters are
+    // segments with lr_scale 0, which the kernel leaves as they are (values and moments).
+    const int n_params = static_cast<int>(g.params.size());
+    std::vector<kc::AdamWSegment> segs =
+        adamw_table(g, n_params, {}, {0, params_storage_end(g, n_params)}, cfg).segments;
     if (segs.empty()) segs.push_back({0, 0.0f, 0.0f});
     n_segments_ = static_cast<int>(segs.size());
     segments_ = DeviceBuffer(be_, segs.size() * sizeof(kc::AdamWSegment));

@@ -1,4 +1,5 @@
-// engine/cuda/device_step.h — the optimizer step of LocalStep on the CUDA backend.
+// engine/cuda/device_step.h — the whole step on the CUDA backend, for one rank (parallel::Runner
+// hands it the executor and the optimizer config; the segment table is engine/optim/adamw.h's).
 //
 // State on the device: the fp32 master weights, AdamW's m and v (flat, the graph's parameter order),
 // the segment table (learning-rate scale and weight decay per run of parameters), and the values
@@ -15,6 +16,8 @@
 #include <memory>
 #include <vector>
 
+#include "engine/executor.h"
+#include "engine/optim/adamw.h"
 #include "engine/train/step.h"
 
 namespace ferry::gpu {
