@@ -8,7 +8,7 @@
 #include <set>
 
 #include "engine/autodiff.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/pipeline.h"
 #include "parallel/tensor_parallel.h"
 

@@ -1,7 +1,7 @@
 // engine/train/gpt_step.cpp
 #include "engine/train/gpt_step.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/model/gpt.h"
 #include "parallel/job_world.h"
 #include "parallel/parallel_step.h"

@@ -5,7 +5,7 @@
 
 #include "engine/autodiff.h"
 #include "engine/cuda/device_step.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/graph_dtype.h"
 
 namespace ferry {
