@@ -8,8 +8,8 @@
 #include <set>
 
 #include "engine/autodiff.h"
+#include "base/error.h"
 #include "engine/cuda/device_step.h"
-#include "engine/error.h"
 #include "engine/graph_dtype.h"
 
 namespace ferry::parallel {

@@ -3,7 +3,7 @@
 
 #include <set>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/job_world.h"
 #include "parallel/pipeline.h"
 #include "parallel/tensor_parallel.h"

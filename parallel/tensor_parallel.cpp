@@ -5,7 +5,7 @@
 #include <mutex>
 #include <set>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::parallel {
 

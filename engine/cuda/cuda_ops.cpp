@@ -10,7 +10,7 @@
 
 #include "engine/cuda/cuda_context.h"
 #include "engine/cuda/engine_kernels.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/op.h"
 #include "engine/ops/ops.h"
 #include "kernels/adamw.h"

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 #if FERRY_WITH_CUDA
 #include "engine/cuda/cuda_context.h"

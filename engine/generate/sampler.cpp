@@ -5,7 +5,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/graph_dtype.h"
 #include "kernels/dtype.h"
 

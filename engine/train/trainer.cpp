@@ -16,7 +16,7 @@
 #include "engine/checkpoint/atomic_file.h"
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/device.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/generate/sampler.h"
 #include "engine/train/lr_schedule.h"
 #include "kernels/matmul.h"

@@ -5,7 +5,7 @@
 
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/data/shard.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/random.h"
 #include "engine/train/trainer.h"
 #include "tests/support/support.h"

@@ -18,7 +18,7 @@
 
 #include "engine/backend.h"
 #include "engine/cuda/cuda_backend.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/generate/sampler.h"
 #include "engine/model/gpt.h"
 #include "engine/train/step.h"

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/model/gpt.h"
 #include "parallel/step_factory.h"
 #include "tests/finetune/finetune_graphs.h"

@@ -30,7 +30,7 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/queue_clock.h"
 #include "engine/device.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/model/gpt.h"
 #include "engine/planner.h"
 #include "engine/train/step.h"

@@ -20,7 +20,7 @@
 #include "engine/backend.h"
 #include "engine/data/shard.h"
 #include "engine/device.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/finetune/loop.h"
 #include "engine/finetune/model_file.h"
 #include "parallel/job_world.h"

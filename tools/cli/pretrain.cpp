@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "engine/checkpoint/checkpoint.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/train/trainer.h"
 #include "parallel/step_factory.h"
 #include "tools/cli/command.h"

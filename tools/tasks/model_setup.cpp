@@ -4,7 +4,7 @@
 #include "engine/finetune/model_file.h"
 #include "engine/train/step.h"
 #include "tools/convert/load_model.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/job_world.h"
 #include "parallel/rank_grid.h"
 #include "parallel/step_factory.h"

@@ -1,7 +1,7 @@
 // tools/tasks/multitask.cpp
 #include "tools/tasks/multitask.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/finetune/model_file.h"
 #include "engine/train/step.h"
 #include "tools/convert/load_model.h"

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "engine/assets.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/data/corpus_sources.h"
 #include "tools/tasks/imdb.h"
 #include "tools/translate/task.h"
