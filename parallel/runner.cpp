@@ -7,10 +7,11 @@
 #include <cstring>
 #include <set>
 
-#include "engine/autodiff.h"
 #include "base/error.h"
+#include "engine/autodiff.h"
 #include "engine/cuda/device_step.h"
 #include "engine/graph_dtype.h"
+#include "kernels/dtype.h"
 
 namespace ferry::parallel {
 
@@ -47,9 +48,12 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
               n_model_params_, " parameters");
   const GridShape shape = c_->grid.shape();
   const bool on_device = backend.device() == Device::CUDA;
-  if (on_device && c_->world.size() > 1)
-    user_error("a parallel layout on the CUDA backend (", c_->world.size(),
-               " ranks) is not built yet: run it on the CPU backend, or one rank per job on CUDA");
+  // On CUDA: one rank, or plain data parallelism (gradients summed through the communicator after
+  // backward, eagerly). TP, PP, ZeRO-1 and label counts on the device are not built yet.
+  if (on_device && (shape.tp > 1 || shape.pp > 1 || opt.layout.zero1 || !label_counts_.empty()))
+    user_error("on the CUDA backend this build runs one process or plain data parallelism (",
+               shape.to_string(), opt.layout.zero1 ? ", zero1" : "", label_counts_.empty() ? "" : ", label counts",
+               " asked): run that layout on the CPU backend");
   FERRY_CHECK(!tied_params_.empty() == (c_->tie != nullptr), "tied parameters without their communicator");
   if (static_cast<int>(graph_.nodes.size()) == graph_.num_forward_nodes) {
     // A graph built in fp32 (the fine-tuning task graphs) runs in bf16 on the CUDA backend.
@@ -63,6 +67,7 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
   verify_plan(graph_, executor_->plan());
   if (on_device) {
     device_ = gpu::make_device_step(graph_, *executor_, opt.adamw);
+    if (shape.dp > 1) device_->set_gradient_reduction([this](void* grads, size_t n) { reduce_on_host(grads, n); });
     return;
   }
   std::vector<bool> owned;
@@ -79,6 +84,19 @@ void Runner::set_graph_replay(bool on) {
 }
 
 size_t Runner::graph_nodes() const { return device_ ? device_->graph_nodes() : 0; }
+
+// The DP sum of the device step's bf16 gradients through host memory (the MPI communicator carries
+// host buffers): summed in fp32, rounded back to bf16 once.
+void Runner::reduce_on_host(void* grads, size_t n) {
+  std::vector<ferry::bf16> h(n);
+  backend_.download(h.data(), grads, n * sizeof(ferry::bf16));
+  std::vector<float> f(n);
+  for (size_t i = 0; i < n; ++i) f[i] = ferry::bf16_to_float(h[i]);
+  c_->comms.dp->all_reduce(f.data(), n, DType::f32, ReduceOp::sum);
+  for (size_t i = 0; i < n; ++i) h[i] = ferry::float_to_bf16(f[i]);
+  backend_.upload(grads, h.data(), n * sizeof(ferry::bf16));
+  backend_.synchronize();
+}
 
 // A batch is keyed by the single-process graph's input ids; another stage's inputs are skipped.
 // Label counts: the labelled rows of every DP rank's batch, summed (all DP ranks load together).
@@ -238,7 +256,14 @@ StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
   FERRY_CHECK(opt_.micro_batches == 0 || static_cast<int>(micro.size()) == opt_.micro_batches,
               "the graph's loss scale was built for ", opt_.micro_batches, " micro-batches, the step has ",
               micro.size());
-  if (device_) return device_->train(micro, lr);
+  if (device_) {  // the DP mean of the loss; the norm is already the global one
+    StepResult r = device_->train(micro, lr);
+    if (c_->grid.shape().dp > 1) {
+      c_->comms.dp->all_reduce(&r.loss, 1, DType::f64, ReduceOp::sum);
+      r.loss /= c_->grid.shape().dp;
+    }
+    return r;
+  }
   executor_->zero_grads();
   if (buckets_) buckets_->begin_step();
   double loss_sum = 0;
@@ -347,6 +372,7 @@ void Runner::gather_full(const std::vector<float>& local, std::vector<float>& fu
 }
 
 std::vector<float> Runner::parameters() const {
+  if (device_) return device_->parameters();  // the fp32 master weights
   std::vector<float> local(params_ptr(), params_ptr() + n_local_), full;
   gather_full(local, full);
   return full;
@@ -355,6 +381,7 @@ std::vector<float> Runner::parameters() const {
 void Runner::set_parameters(const std::vector<float>& flat) {
   if (flat.size() != static_cast<size_t>(n_full_))
     user_error("parameters: ", flat.size(), " values for a model of ", n_full_);
+  if (device_) return device_->set_parameters(flat);
   float* params = params_ptr();
   for (int k = 0; k < n_model_params_; ++k)
     for (const ParamRun& run : origins_[k].runs)
@@ -362,6 +389,7 @@ void Runner::set_parameters(const std::vector<float>& flat) {
 }
 
 OptimizerState Runner::optimizer_state() const {
+  if (device_) return device_->optimizer_state();
   OptimizerState s;
   s.steps = optimizer_->steps_taken();
   const ShardRange shard = optimizer_->shard();
@@ -384,6 +412,7 @@ void Runner::set_optimizer_state(const OptimizerState& s) {
   const size_t n = static_cast<size_t>(n_full_);
   if (s.m.size() != n || s.v.size() != n || s.steps < 0)
     user_error("optimizer state: ", s.m.size(), "/", s.v.size(), " moments for a model of ", n, " parameters");
+  if (device_) return device_->set_optimizer_state(s);
   const ShardRange shard = optimizer_->shard();
   auto shard_of = [&](const std::vector<float>& full, std::vector<float>& moments) {
     std::vector<float> local(std::max(n_local_, shard.end), 0.0f);

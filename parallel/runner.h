@@ -18,8 +18,9 @@
 // global micro-batch (summed over DP), so each rank's loss is its share of the global mean.
 // parameters() and optimizer_state() are the full single-process flat order on every rank.
 //
-// On the CUDA backend one rank runs the captured device step (engine/cuda/device_step.h); more
-// ranks on CUDA are refused (see docs/ARCHITECTURE.md, "The runner").
+// On the CUDA backend one rank runs the captured device step (engine/cuda/device_step.h); plain DP
+// sums its gradients through the communicator's host buffers after backward (eager steps); other
+// layouts on CUDA are refused (see docs/ARCHITECTURE.md, "The runner").
 #pragma once
 #include <deque>
 #include <map>
@@ -122,6 +123,7 @@ class Runner final : public StepRunner {
     std::vector<float> received;
   };
   void load(const Batch& b);
+  void reduce_on_host(void* grads, size_t n);
   float* params_ptr() const { return executor_->params().as<float>(); }
   float* grads_ptr() const { return executor_->grads().as<float>(); }
   // Pipeline pieces.

@@ -102,7 +102,7 @@ class CudaStep final : public DeviceStep {
     *host_step_.as<kc::AdamWStep>() = {lr, steps_};
     FERRY_CUDA_CHECK(cudaMemcpyAsync(step_values_.data(), host_step_.as<void>(), sizeof(kc::AdamWStep),
                                      cudaMemcpyHostToDevice, s));
-    if (replay_ && eager_steps_ > 0) {
+    if (replay_ && eager_steps_ > 0 && !reduce_) {
       if (!exec_) capture();
       FERRY_CUDA_CHECK(cudaGraphLaunch(exec_, s));
     } else {
@@ -150,6 +150,10 @@ class CudaStep final : public DeviceStep {
   }
 
   void set_graph_replay(bool on) override { replay_ = on; }
+  void set_gradient_reduction(std::function<void(void* grads, size_t n)> reduce) override {
+    drop_graph();
+    reduce_ = std::move(reduce);
+  }
   size_t graph_nodes() const override { return graph_nodes_; }
 
  private:
@@ -229,6 +233,10 @@ class CudaStep final : public DeviceStep {
                                        slot.bytes, cudaMemcpyDeviceToDevice, s));
     }
     run_micro_batch(std::max(micro_batch, 0), loss, results);
+    if (reduce_) {  // eager only (see set_gradient_reduction)
+      be_.synchronize();
+      reduce_(ex_.grads().data, n_);
+    }
     const bf16* grads = ex_.grads().as<bf16>();
     kc::grad_norm<bf16>(results + kNorm, results + kClip, grads, n_, cfg_.grad_clip, norm_workspace_.data(),
                         norm_workspace_.size(), s);
@@ -286,6 +294,7 @@ class CudaStep final : public DeviceStep {
   int steps_ = 0;
   int eager_steps_ = 0;
   bool replay_ = true;
+  std::function<void(void* grads, size_t n)> reduce_;
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
   size_t graph_nodes_ = 0;

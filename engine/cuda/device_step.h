@@ -13,6 +13,7 @@
 // the stream is done.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -34,6 +35,12 @@ class DeviceStep {
   virtual void set_graph_replay(bool on) = 0;
   // Nodes (kernels, copies, memsets) of the captured step graph; 0 before a capture.
   virtual size_t graph_nodes() const = 0;
+  // Data parallelism: `reduce` is called once per step, after the last micro-batch's backward and
+  // before the norm, with the flat bf16 gradient buffer (device memory, n elements, the backend's
+  // stream synchronized); it leaves the sum over the DP ranks there. A communicator whose buffers
+  // are host memory (MPI) stages through the host, which a captured graph cannot replay: with a
+  // reduction set the step runs eagerly.
+  virtual void set_gradient_reduction(std::function<void(void* grads, size_t n)> reduce) = 0;
 };
 
 // Device bytes of the optimizer state for a graph: fp32 master, m and v.
