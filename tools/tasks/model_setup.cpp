@@ -1,13 +1,13 @@
 // tools/tasks/model_setup.cpp
 #include "tools/tasks/model_setup.h"
 
+#include "base/error.h"
 #include "engine/finetune/model_file.h"
 #include "engine/train/step.h"
-#include "tools/convert/load_model.h"
-#include "base/error.h"
 #include "parallel/job_world.h"
 #include "parallel/rank_grid.h"
 #include "parallel/step_factory.h"
+#include "tools/convert/load_model.h"
 
 namespace ferry::tasks {
 

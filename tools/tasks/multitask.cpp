@@ -4,9 +4,9 @@
 #include "base/error.h"
 #include "engine/finetune/model_file.h"
 #include "engine/train/step.h"
-#include "tools/convert/load_model.h"
 #include "parallel/job_world.h"
 #include "parallel/step_factory.h"
+#include "tools/convert/load_model.h"
 
 namespace ferry::tasks {
 
