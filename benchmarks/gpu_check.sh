@@ -68,6 +68,10 @@ step interop "$(before_anchor 60)" bash -c "'$BUILD/ferry' pretrain --config '$R
 # Language-model loss (issue 14): `ferry eval --task lm` on CUDA (bf16) against the CPU (fp32).
 step lm_eval "$(before_anchor 60)" bash "$ROOT/benchmarks/lm_eval_check.sh" "$BUILD/ferry" "$ROOT" "$BUILD/lm_eval" "$BUILD/interop"
 
+# The one runner (issue 15): DP2 on this one GPU through the MPI communicator equals one process
+# (its gpu-labelled tests ran in gpu_tests above: runner_gpu_mpi_test, cuda_step_gpu_test).
+step parallel_gpu "$(before_anchor 60)" bash "$ROOT/benchmarks/parallel_gpu_check.sh" "$BUILD/ferry" "$ROOT" "$BUILD/parallel_gpu"
+
 # BLEU (issue [translate]): sacreBLEU (installed there only) writes its own tokenizations and scores,
 # and the C++ BLEU is held to them; the vectors come back in $OUT to be committed beside the test.
 step sacrebleu "$(before_anchor 40)" bash -c "python3 '$ROOT/scripts/make_bleu_vectors.py' '$OUT/bleu_vectors.json' &&

@@ -1,7 +1,7 @@
 // engine/autodiff.cpp
 #include "engine/autodiff.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/op.h"
 
 namespace ferry {

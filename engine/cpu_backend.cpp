@@ -7,7 +7,7 @@
 #include "engine/backend.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/device.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry {
 

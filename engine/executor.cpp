@@ -1,7 +1,7 @@
 // engine/executor.cpp
 #include "engine/executor.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/op.h"
 #include "kernels/dtype.h"
 

@@ -1,7 +1,7 @@
 // engine/graph_dtype.cpp
 #include "engine/graph_dtype.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/op.h"
 
 namespace ferry {

@@ -1,7 +1,7 @@
 // engine/graph_dtype.h — one graph in another float type. The CUDA backend runs bf16 graphs (fp32
 // statistics, losses and master weights; engine/cuda/), the CPU backend fp32 or fp64 ones. Builders
 // that know their backend pick the dtype themselves (make_gpt_step); the fine-tuning task graphs are
-// built once in fp32 whatever the device, and LocalStep and Inference hand them to the device's
+// built once in fp32 whatever the device, and the step runner and Inference hand them to the device's
 // dtype here, before planning memory or deriving the backward pass.
 #pragma once
 #include "engine/graph.h"

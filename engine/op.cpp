@@ -5,7 +5,7 @@
 #include <map>
 #include <mutex>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/ops/ops.h"
 
 namespace ferry {

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <numeric>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/op.h"
 
 namespace ferry {

@@ -1,7 +1,7 @@
 // engine/tensor.cpp
 #include "engine/tensor.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry {
 

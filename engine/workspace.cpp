@@ -1,7 +1,7 @@
 // engine/workspace.cpp
 #include "engine/workspace.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry {
 

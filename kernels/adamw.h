@@ -9,6 +9,21 @@
 #pragma once
 #include <cstddef>
 
+namespace ferry::kernels {
+
+// One run of a flat parameter buffer sharing an lr multiplier and a weight decay (e.g. no decay for
+// biases and layernorm gains, layer-wise learning rates). A table of these is sorted by begin and
+// covers a range of the buffer: segment i spans [begin_i, begin_{i+1}). lr_scale 0 marks a frozen
+// run: its parameters and moments are left exactly as they are (the moments do not decay). The one
+// segment type of the host optimizer (engine/optim/adamw.h) and of the CUDA kernel below.
+struct AdamWSegment {
+  size_t begin;
+  float lr_scale;
+  float weight_decay;
+};
+
+}  // namespace ferry::kernels
+
 namespace ferry::kernels::cpu {
 
 struct AdamWHyper {
@@ -39,14 +54,8 @@ typedef CUstream_st* cudaStream_t;
 
 namespace ferry::kernels::cuda {
 
-// One run of the flat parameter buffer sharing an lr multiplier and a weight decay (e.g. no decay
-// for biases and layernorm gains, layer-wise learning rates). A table of these, sorted by begin and
-// covering [0, n), lives in device memory.
-struct AdamWSegment {
-  size_t begin;
-  float lr_scale;
-  float weight_decay;
-};
+// The segment table (kernels::AdamWSegment above), covering [0, n), lives in device memory.
+using ferry::kernels::AdamWSegment;
 
 // The values that change every step, read from device memory so that a captured CUDA graph can be
 // replayed unchanged (the engine updates them with a device write before each replay).
@@ -58,7 +67,8 @@ struct AdamWStep {
 // One launch over the whole flat buffer: fp32 master, m, v updated in place; the bf16 working copy
 // `params` written from the new master in the same pass (nullable). grads bf16 or fp32.
 // grad_scale (device, nullable = 1) multiplies every gradient: clipping without a host round trip.
-// Same arithmetic as the CPU contract with lr → lr·lr_scale, weight_decay → segment's.
+// Same arithmetic as the CPU contract with lr → lr·lr_scale, weight_decay → segment's; elements of
+// a frozen segment (lr_scale 0) keep master, m and v as they were.
 template <typename G>
 void adamw_update(float* master, bf16* params, float* m, float* v, const G* grads, size_t n,
                   const AdamWSegment* segments, int n_segments, const AdamWStep* step_values, float beta1,

@@ -1,7 +1,7 @@
 // parallel/communicator.cpp — what all communicators share: element types and argument checks.
 #include "parallel/communicator.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::parallel {
 

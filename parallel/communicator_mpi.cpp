@@ -10,7 +10,7 @@
 #include <optional>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/failure.h"
 #include "parallel/watchdog.h"
 

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/failure.h"
 #include "parallel/watchdog.h"
 

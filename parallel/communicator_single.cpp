@@ -5,7 +5,7 @@
 #include <deque>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/communicator.h"
 
 namespace ferry::parallel {

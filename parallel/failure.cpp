@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/launch_env.h"
 
 #if FERRY_WITH_MPI

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 extern char** environ;
 

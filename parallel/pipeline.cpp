@@ -6,7 +6,7 @@
 #include <set>
 
 #include "engine/autodiff.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/ops/ops.h"
 
 namespace ferry::parallel {

@@ -1,5 +1,5 @@
 // parallel/pipeline.h — pipeline parallelism: the forward graph cut into stages, joined by
-// point-to-point messages, run on a 1F1B schedule (parallel/parallel_step.cpp).
+// point-to-point messages, run on a 1F1B schedule (parallel/runner.cpp).
 //
 // The GPT blocks are split into pp contiguous runs of layers; the embedding goes with the first
 // stage, the final norm, the head and the loss with the last. A stage graph

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "engine/autodiff.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/planner.h"
 #include "parallel/pipeline.h"
 #include "parallel/tensor_parallel.h"

@@ -1,7 +1,7 @@
 // parallel/rank_grid.cpp
 #include "parallel/rank_grid.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::parallel {
 

@@ -3,8 +3,9 @@
 
 #include <algorithm>
 #include <mutex>
+#include <set>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::parallel {
 
@@ -59,6 +60,8 @@ TensorParallelGraph tensor_parallel_rewrite(const Graph& src, const GptConfig& c
   for (const ParamInfo& p : src.params) {
     const Value& v = src.values[p.value];
     const ParamSplit s = split_of(p.name);
+    if (t > 1 && p.name.find(".lora_") != std::string::npos)
+      user_error("tensor parallelism of LoRA adapters is not built yet (", p.name, "): train them on one TP rank");
     if (s.split == Split::rank0_only && r != 0) {
       map[p.value] = -1;
       continue;
@@ -112,6 +115,7 @@ TensorParallelGraph tensor_parallel_rewrite(const Graph& src, const GptConfig& c
   auto m = [&](int v) { return v < 0 ? -1 : map.at(v); };
   auto split_kind = [&](int v) { return src.values[v].role == ValueRole::Param ? split_of(src.params[src.values[v].param].name).split : Split::replicated; };
   const Attrs group_attr{{"group", double(group)}};
+  std::set<int> vocab_logits;  // source values: logits over this rank's vocabulary shard
 
   for (int i = 0; i < src.num_forward_nodes; ++i) {
     const Node& n = src.nodes[i];
@@ -125,6 +129,7 @@ TensorParallelGraph tensor_parallel_rewrite(const Graph& src, const GptConfig& c
     } else if (n.op == "matmul" && (split_kind(n.in[1]) == Split::column || split_kind(n.in[1]) == Split::vocab_rows)) {
       in[0] = g.add("tp_copy", {in[0]}, group_attr, name + ".in")[0];
       outs = g.add("matmul", in, n.attrs, name);
+      if (split_kind(n.in[1]) == Split::vocab_rows) vocab_logits.insert(n.out[0]);
     } else if (n.op == "matmul" && split_kind(n.in[1]) == Split::row) {
       const int partial = g.add("matmul", in, n.attrs, name + ".partial")[0];
       outs = g.add("tp_reduce", {partial}, group_attr, name);
@@ -132,7 +137,9 @@ TensorParallelGraph tensor_parallel_rewrite(const Graph& src, const GptConfig& c
       Attrs a = n.attrs;
       a.values["n_head"] = double(n.attrs.i("n_head") / t);
       outs = g.add("attention", in, a, name);
-    } else if (n.op == "cross_entropy") {
+    } else if (n.op == "cross_entropy" && vocab_logits.count(n.in[0])) {
+      // Over the vocabulary shard (a language-model head); a task head's replicated logits keep
+      // the plain cross_entropy below.
       Attrs a = n.attrs;
       a.values["vocab_start"] = vocab_start;
       a.values["group"] = double(group);

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <string>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry {
 

@@ -8,7 +8,7 @@
 
 #include "engine/checkpoint/atomic_file.h"
 #include "engine/checkpoint/hash64.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry {
 

@@ -2,7 +2,7 @@
 #include "engine/cuda/cuda_backend.h"
 
 #include "engine/device.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 #if FERRY_WITH_CUDA
 #include "engine/cuda/cuda_context.h"

@@ -10,7 +10,7 @@
 
 #include "engine/cuda/cuda_context.h"
 #include "engine/cuda/engine_kernels.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/op.h"
 #include "engine/ops/ops.h"
 #include "kernels/adamw.h"
@@ -153,6 +153,7 @@ void attach_all() {
   set_op_kernel("cross_entropy", Device::CUDA, [](KernelCall& c) {
     auto [N, L] = rows_cols(c.in[0].shape);
     const int V = cross_entropy_classes(c.node, L);  // the rest of the row is vocabulary padding
+    FERRY_CHECK(c.in.size() < 3 || !c.in[2], "cross_entropy with a global label count (data parallelism) runs on the CPU backend in this build");
     const size_t ws = kc::cross_entropy_workspace_bytes();
     bf16* dlogits = c.training ? bf(c, c.out[2]) : nullptr;
     kc::cross_entropy_forward_backward(f32(c, c.out[0]), f32(c, c.out[1]), dlogits, bf(c, c.in[0]), i32(c, 1), N, V, L,

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 #if FERRY_WITH_CUDA
 #include "engine/cuda/cuda_context.h"
@@ -74,19 +74,11 @@ class CudaStep final : public DeviceStep {
     v_ = DeviceBuffer(be_, n_ * sizeof(float));
     for (DeviceBuffer* b : {&master_, &m_, &v_}) be_.zero(b->data(), b->size());
 
-    // The segment table covers [0, n) in storage order; a frozen parameter gets learning rate 0
-    // (AdamW leaves it exactly as it is) and no decay. The alignment gap after a parameter belongs
-    // to its segment: zeros there stay zero whatever the rate.
-    std::vector<const ParamInfo*> order;
-    for (const ParamInfo& p : g.params) order.push_back(&p);
-    std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->storage < b->storage; });
-    std::vector<kc::AdamWSegment> segs;
-    for (const ParamInfo* p : order) {
-      const float lr_scale = p->trainable ? p->lr_scale : 0.0f;
-      const float wd = p->trainable && p->weight_decay ? cfg.weight_decay : 0.0f;
-      if (!segs.empty() && segs.back().lr_scale == lr_scale && segs.back().weight_decay == wd) continue;
-      segs.push_back({segs.empty() ? 0 : p->storage, lr_scale, wd});
-    }
+    // The one segment table (engine/optim/adamw.h) over the whole buffer: frozen parameters are
+    // segments with lr_scale 0, which the kernel leaves as they are (values and moments).
+    const int n_params = static_cast<int>(g.params.size());
+    std::vector<kc::AdamWSegment> segs =
+        adamw_table(g, n_params, {}, {0, params_storage_end(g, n_params)}, cfg).segments;
     if (segs.empty()) segs.push_back({0, 0.0f, 0.0f});
     n_segments_ = static_cast<int>(segs.size());
     segments_ = DeviceBuffer(be_, segs.size() * sizeof(kc::AdamWSegment));
@@ -110,7 +102,7 @@ class CudaStep final : public DeviceStep {
     *host_step_.as<kc::AdamWStep>() = {lr, steps_};
     FERRY_CUDA_CHECK(cudaMemcpyAsync(step_values_.data(), host_step_.as<void>(), sizeof(kc::AdamWStep),
                                      cudaMemcpyHostToDevice, s));
-    if (replay_ && eager_steps_ > 0) {
+    if (replay_ && eager_steps_ > 0 && !reduce_) {
       if (!exec_) capture();
       FERRY_CUDA_CHECK(cudaGraphLaunch(exec_, s));
     } else {
@@ -158,6 +150,10 @@ class CudaStep final : public DeviceStep {
   }
 
   void set_graph_replay(bool on) override { replay_ = on; }
+  void set_gradient_reduction(std::function<void(void* grads, size_t n)> reduce) override {
+    drop_graph();
+    reduce_ = std::move(reduce);
+  }
   size_t graph_nodes() const override { return graph_nodes_; }
 
  private:
@@ -237,6 +233,10 @@ class CudaStep final : public DeviceStep {
                                        slot.bytes, cudaMemcpyDeviceToDevice, s));
     }
     run_micro_batch(std::max(micro_batch, 0), loss, results);
+    if (reduce_) {  // eager only (see set_gradient_reduction)
+      be_.synchronize();
+      reduce_(ex_.grads().data, n_);
+    }
     const bf16* grads = ex_.grads().as<bf16>();
     kc::grad_norm<bf16>(results + kNorm, results + kClip, grads, n_, cfg_.grad_clip, norm_workspace_.data(),
                         norm_workspace_.size(), s);
@@ -294,6 +294,7 @@ class CudaStep final : public DeviceStep {
   int steps_ = 0;
   int eager_steps_ = 0;
   bool replay_ = true;
+  std::function<void(void* grads, size_t n)> reduce_;
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
   size_t graph_nodes_ = 0;

@@ -1,4 +1,5 @@
-// engine/cuda/device_step.h — the optimizer step of LocalStep on the CUDA backend.
+// engine/cuda/device_step.h — the whole step on the CUDA backend, for one rank (parallel::Runner
+// hands it the executor and the optimizer config; the segment table is engine/optim/adamw.h's).
 //
 // State on the device: the fp32 master weights, AdamW's m and v (flat, the graph's parameter order),
 // the segment table (learning-rate scale and weight decay per run of parameters), and the values
@@ -12,9 +13,12 @@
 // the stream is done.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <vector>
 
+#include "engine/executor.h"
+#include "engine/optim/adamw.h"
 #include "engine/train/step.h"
 
 namespace ferry::gpu {
@@ -31,6 +35,12 @@ class DeviceStep {
   virtual void set_graph_replay(bool on) = 0;
   // Nodes (kernels, copies, memsets) of the captured step graph; 0 before a capture.
   virtual size_t graph_nodes() const = 0;
+  // Data parallelism: `reduce` is called once per step, after the last micro-batch's backward and
+  // before the norm, with the flat bf16 gradient buffer (device memory, n elements, the backend's
+  // stream synchronized); it leaves the sum over the DP ranks there. A communicator whose buffers
+  // are host memory (MPI) stages through the host, which a captured graph cannot replay: with a
+  // reduction set the step runs eagerly.
+  virtual void set_gradient_reduction(std::function<void(void* grads, size_t n)> reduce) = 0;
 };
 
 // Device bytes of the optimizer state for a graph: fp32 master, m and v.

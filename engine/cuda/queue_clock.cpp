@@ -5,7 +5,7 @@
 #include <chrono>
 #include <random>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/dtype.h"
 #include "kernels/matmul.h"
 

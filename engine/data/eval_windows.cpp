@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::data {
 

@@ -5,7 +5,7 @@
 #include <numeric>
 #include <nlohmann/json.hpp>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/random.h"
 
 namespace ferry::data {

@@ -15,7 +15,7 @@
 #include <utility>
 
 #include "engine/checkpoint/atomic_file.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::data {
 

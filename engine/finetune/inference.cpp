@@ -1,7 +1,7 @@
 // engine/finetune/inference.cpp
 #include "engine/finetune/inference.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/graph_dtype.h"
 #include "kernels/dtype.h"
 

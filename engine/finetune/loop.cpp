@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/train/lr_schedule.h"
 
 namespace ferry {
@@ -16,6 +16,7 @@ LoopResult run_finetune_loop(const LoopConfig& c, const LoopHooks& h, const std:
   int unfrozen = gradual ? 1 : -1;
   std::unique_ptr<StepRunner> step = h.make_step(unfrozen);
   step->set_parameters(initial);
+  const bool say = step->writes_output();  // one rank of a parallel job prints progress
 
   LoopResult r;
   r.best_metric = -1e300;
@@ -35,7 +36,7 @@ LoopResult run_finetune_loop(const LoopConfig& c, const LoopHooks& h, const std:
       r.history.back().dev_metric = m;
       r.history.back().evaluated = true;
     }
-    std::fprintf(stderr, "step %5d | dev %.4f%s\n", s, m, better ? " (best)" : "");
+    if (say) std::fprintf(stderr, "step %5d | dev %.4f%s\n", s, m, better ? " (best)" : "");
   };
 
   const auto start = std::chrono::steady_clock::now();
@@ -48,7 +49,7 @@ LoopResult run_finetune_loop(const LoopConfig& c, const LoopHooks& h, const std:
       step = h.make_step(unfrozen);
       step->set_parameters(params);
       step->set_optimizer_state(opt);
-      std::fprintf(stderr, "step %5d | unfrozen: top %d of %d blocks%s\n", s, std::min(unfrozen, h.n_layer),
+      if (say) std::fprintf(stderr, "step %5d | unfrozen: top %d of %d blocks%s\n", s, std::min(unfrozen, h.n_layer),
                    h.n_layer, unfrozen > h.n_layer ? " and the embeddings" : "");
     }
     const float lr = learning_rate(s - 1, c.max_steps, c.warmup_steps, c.lr, c.min_lr);
@@ -57,7 +58,7 @@ LoopResult run_finetune_loop(const LoopConfig& c, const LoopHooks& h, const std:
     r.final_train_loss = res.loss;
     r.steps = s;
     r.history.push_back({s, res.loss, lr, 0.0, false});
-    if (c.log_every > 0 && (s % c.log_every == 0 || s == 1)) {
+    if (say && c.log_every > 0 && (s % c.log_every == 0 || s == 1)) {
       // ETA from the training steps' pace so far (dev evaluations included in it).
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double eta = elapsed / s * (c.max_steps - s);
@@ -70,7 +71,7 @@ LoopResult run_finetune_loop(const LoopConfig& c, const LoopHooks& h, const std:
       evaluate(s);
       if (c.patience > 0 && since_best >= c.patience) {
         r.stopped_early = true;
-        std::fprintf(stderr, "step %5d | early stop: no dev improvement in %d evaluations (best at step %d)\n", s,
+        if (say) std::fprintf(stderr, "step %5d | early stop: no dev improvement in %d evaluations (best at step %d)\n", s,
                      c.patience, r.best_step);
         break;
       }

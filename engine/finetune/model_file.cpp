@@ -2,7 +2,7 @@
 #include "engine/finetune/model_file.h"
 
 #include "engine/checkpoint/checkpoint.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry {
 

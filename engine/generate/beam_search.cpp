@@ -6,7 +6,7 @@
 #include <limits>
 #include <numeric>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/generate/kv_cache.h"
 
 namespace ferry {

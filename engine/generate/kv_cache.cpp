@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/attention.h"
 #include "kernels/attention_decode.h"
 #include "kernels/gelu.h"

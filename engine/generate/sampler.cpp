@@ -5,7 +5,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/graph_dtype.h"
 #include "kernels/dtype.h"
 
@@ -48,7 +48,7 @@ Generator::Generator(const GptConfig& c, Backend& backend, int context)
   o.seq_len = context_;
   o.with_loss = false;
   graph_ = build_gpt(c, o);
-  // The device's dtype, as LocalStep and Inference do: bf16 on the CUDA backend (parameters rounded
+  // The device's dtype, as the step runner and Inference do: bf16 on the CUDA backend (parameters rounded
   // on the way in by the executor, logits widened on the way out below).
   retype_for_device(graph_.graph, backend_.device());
   executor_ = std::make_unique<Executor>(graph_.graph, backend_);

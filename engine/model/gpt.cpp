@@ -4,7 +4,7 @@
 #include <cmath>
 #include <map>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/model/encoder.h"
 #include "engine/random.h"
 

@@ -1,7 +1,7 @@
 // engine/model/heads.cpp
 #include "engine/model/heads.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry {
 

@@ -3,7 +3,7 @@
 #include <tuple>
 #include <utility>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/op.h"
 
 namespace ferry {

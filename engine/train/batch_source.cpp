@@ -3,7 +3,7 @@
 
 #include <array>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/random.h"
 
 namespace ferry {

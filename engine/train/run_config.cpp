@@ -7,7 +7,7 @@
 
 #include "engine/toml.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry {
 

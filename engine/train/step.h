@@ -5,6 +5,9 @@
 // A Batch is the host data for a graph's integer inputs (tokens, targets, key lengths, labels),
 // keyed by value id. train() takes the micro-batches of one step: gradient accumulation in one
 // process, the pipeline's micro-batches under pipeline parallelism.
+//
+// The one implementation is parallel::Runner (parallel/runner.h), composed by parallel/step_factory.h:
+// the engine's loops are written against this interface and never build a runner themselves.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -12,15 +15,9 @@
 #include <vector>
 
 #include "engine/backend.h"
-#include "engine/executor.h"
 #include "engine/graph.h"
-#include "engine/optim/adamw.h"
 
 namespace ferry {
-
-namespace gpu {
-class DeviceStep;  // engine/cuda/device_step.h
-}
 
 struct Batch {
   std::vector<std::pair<int, std::vector<int32_t>>> inputs;
@@ -65,42 +62,31 @@ class StepRunner {
   virtual bool writes_output() const { return true; }
 };
 
-// The whole step in this process, on one backend. On the CPU, AdamW runs on the host buffers; on
-// the CUDA backend the optimizer state lives on the device and, after one eager step, the whole step
-// replays as one CUDA graph (engine/cuda/device_step.h; the graph must be bf16 there: a forward-only
-// fp32 graph is retyped to bf16 before autodiff, engine/graph_dtype.h).
-class LocalStep final : public StepRunner {
- public:
-  // loss: the graph's scalar loss output. memory_limit 0: the backend's capacity.
-  LocalStep(Graph graph, Backend& backend, AdamWConfig adamw, size_t memory_limit = 0);
-  ~LocalStep() override;
+// This data-parallel rank's rows of a global batch: every input's leading dimension (rows) is cut
+// into `shard.size` equal parts and part `shard.rank` kept (a loop that draws global batches feeds a
+// runner its slice with this).
+inline Batch shard_rows(const Batch& global, StepRunner::DataShard shard) {
+  if (shard.size == 1) return global;
+  Batch b;
+  for (const auto& [value, data] : global.inputs) {
+    const size_t part = data.size() / static_cast<size_t>(shard.size);
+    const auto first = data.begin() + static_cast<std::ptrdiff_t>(part * static_cast<size_t>(shard.rank));
+    b.inputs.emplace_back(value, std::vector<int32_t>(first, first + static_cast<std::ptrdiff_t>(part)));
+  }
+  return b;
+}
 
-  StepResult train(const std::vector<Batch>& micro_batches, float lr) override;
-  double evaluate(const Batch& batch) override;
-  std::vector<float> parameters() const override;
-  void set_parameters(const std::vector<float>& flat) override;
-  OptimizerState optimizer_state() const override;
-  void set_optimizer_state(const OptimizerState& s) override;
-  size_t arena_bytes() const override { return executor_->plan().arena_bytes; }
-  size_t unshared_bytes() const override { return executor_->plan().unshared_bytes; }
-
-  const Graph& graph() const { return graph_; }
-  Executor& executor() { return *executor_; }
-  // The host optimizer (CPU backend only).
-  AdamW& optimizer();
-
-  // CUDA backend: replay the captured step (default) or run every step eagerly; nodes of the
-  // captured step graph (0 on the CPU or before a capture).
-  void set_graph_replay(bool on);
-  size_t graph_nodes() const;
-
- private:
-  void load(const Batch& b);
-  Graph graph_;
-  Backend& backend_;
-  std::unique_ptr<Executor> executor_;
-  std::unique_ptr<AdamW> optimizer_;        // CPU backend
-  std::unique_ptr<gpu::DeviceStep> device_;  // CUDA backend
+// A GPT step as the pretraining loop sees it: the runner and the single-process graph's input ids
+// and parameter table (parallel::make_gpt_step builds it).
+struct GptStep {
+  std::unique_ptr<StepRunner> runner;
+  // Value ids of the integer inputs in the single-process GPT graph; batches are keyed by these
+  // whatever the layout (the runner maps them onto its shards and stages).
+  int tokens = -1;
+  int targets = -1;
+  int64_t n_params = 0;
+  // The full (unsharded) parameter layout, for initialization and checkpoints.
+  std::vector<ParamInfo> params;
 };
 
 }  // namespace ferry

@@ -16,9 +16,8 @@
 #include "engine/checkpoint/atomic_file.h"
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/device.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/generate/sampler.h"
-#include "engine/train/gpt_step.h"
 #include "engine/train/lr_schedule.h"
 #include "kernels/matmul.h"
 
@@ -155,7 +154,8 @@ TrainSummary run(const RunConfig& c, DataSources* given, const PretrainOptions& 
   const TrainConfig& t = c.train;
   auto backend = make_backend(t.device);
 
-  GptStep gpt = make_gpt_step(c, *backend);
+  if (!o.make_step) user_error("pretrain: no step factory given (PretrainOptions::make_step)");
+  GptStep gpt = o.make_step(c, *backend);
   StepRunner& step = *gpt.runner;
   const bool out = step.writes_output();
   if (out) std::fprintf(stderr, "ferry: %s\n", device_summary().c_str());

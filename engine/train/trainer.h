@@ -41,6 +41,9 @@ struct DataSources {
 DataSources make_data_sources(const RunConfig& c, StepRunner::DataShard shard = {});
 
 struct PretrainOptions {
+  // Builds the run's step (parallel::make_gpt_step, parallel/step_factory.h: how a step runs —
+  // one process or a rank of a parallel layout — is composed above the engine). Required.
+  std::function<GptStep(const RunConfig&, Backend&)> make_step;
   // "" starts fresh; "auto" continues from the newest checkpoint in <out_dir>/checkpoints when there
   // is one (else starts fresh); anything else is a checkpoint file to continue from.
   std::string resume;

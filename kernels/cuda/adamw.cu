@@ -64,6 +64,7 @@ __global__ void adamw_kernel(float* master, __nv_bfloat16* params, float* m, flo
       const size_t i = i0 + k;
       if (i >= n) break;
       const int s = s0 == s3 ? s0 : find_segment(segments, n_segments, i);
+      if (segments[s].lr_scale == 0.0f) continue;  // frozen: master, m and v written back as read
       const float lr = sv.lr * segments[s].lr_scale;
       const float wd = segments[s].weight_decay;
       const float g = grad_at(grads, i) * scale;

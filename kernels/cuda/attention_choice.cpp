@@ -6,7 +6,7 @@
 #include <regex>
 #include <sstream>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/cuda/attention_cudnn.h"
 
 namespace ferry::kernels::cuda {

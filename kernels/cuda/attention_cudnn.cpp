@@ -24,7 +24,7 @@
 #include <tuple>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/cuda_check.h"
 
 #if FERRY_WITH_CUDNN

@@ -8,13 +8,21 @@
 
 #include "engine/checkpoint/atomic_file.h"
 #include "engine/checkpoint/hash64.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/random.h"
 #include "engine/train/trainer.h"
 #include "tests/support/support.h"
+#include "parallel/step_factory.h"
 
 namespace ferry {
 namespace {
+
+// The step as `ferry pretrain` composes it (parallel/step_factory.h).
+PretrainOptions local_options() {
+  PretrainOptions o;
+  o.make_step = parallel::make_gpt_step;
+  return o;
+}
 
 namespace fs = std::filesystem;
 using test::file_bytes;
@@ -177,7 +185,7 @@ RunConfig small_run(const fs::path& out) {
 TEST(Checkpoint, ResumeRefusesAnotherModelAndKeepsTheCheckpoint) {
   test::TempDir dir;
   RunConfig c = small_run(dir.path());
-  pretrain(c, make_data_sources(c));
+  pretrain(c, make_data_sources(c), local_options());
   const auto found = list_checkpoints(checkpoint_dir(c));
   ASSERT_EQ(found.size(), 2u);
   const fs::path last = found.back().second;
@@ -186,7 +194,7 @@ TEST(Checkpoint, ResumeRefusesAnotherModelAndKeepsTheCheckpoint) {
 
   RunConfig other = c;
   other.model.n_embd = 32;
-  PretrainOptions o;
+  PretrainOptions o = local_options();
   o.resume = last.string();
   const std::string e = user_error_of([&] { pretrain(other, make_data_sources(other), o); });
   EXPECT_NE(e.find("another model"), std::string::npos) << e;

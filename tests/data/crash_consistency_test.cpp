@@ -35,7 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/checkpoint/checkpoint.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/data/shard.h"
 #include "tests/support/support.h"
 #include "tools/tokenizer/gpt2_tokenizer.h"

@@ -8,7 +8,7 @@
 
 #include "engine/backend.h"
 #include "engine/checkpoint/checkpoint.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/support/support.h"
 
 namespace ferry {

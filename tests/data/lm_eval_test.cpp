@@ -16,7 +16,7 @@
 
 #include "engine/backend.h"
 #include "engine/data/shard.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/finetune/inference.h"
 #include "tests/support/support.h"
 #include "tools/convert/load_model.h"

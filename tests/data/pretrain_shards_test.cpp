@@ -5,13 +5,21 @@
 
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/data/shard.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/random.h"
 #include "engine/train/trainer.h"
 #include "tests/support/support.h"
+#include "parallel/step_factory.h"
 
 namespace ferry {
 namespace {
+
+// The step as `ferry pretrain` composes it (parallel/step_factory.h).
+PretrainOptions local_options() {
+  PretrainOptions o;
+  o.make_step = parallel::make_gpt_step;
+  return o;
+}
 
 namespace fs = std::filesystem;
 
@@ -65,7 +73,7 @@ TEST(PretrainShards, FolderTrainsAndLowersValidationLoss) {
   DataSources d = make_data_sources(c);
   EXPECT_EQ(shards_of(*d.train), 2u);
   EXPECT_EQ(shards_of(*d.val), 1u);
-  const TrainSummary s = pretrain(c, std::move(d));
+  const TrainSummary s = pretrain(c, std::move(d), local_options());
   std::printf("val loss %.3f -> %.3f (uniform %.3f)\n", s.initial_val_loss, s.final_val_loss, std::log(double(kVocab)));
   EXPECT_NEAR(s.initial_val_loss, std::log(double(kVocab)), 0.3);
   EXPECT_LT(s.final_val_loss, s.initial_val_loss - 1.5);

@@ -11,7 +11,7 @@
 
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/checkpoint/hash64.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/train/run_config.h"
 #include "tests/support/support.h"
 #include "tools/convert/model_file.h"

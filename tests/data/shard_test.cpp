@@ -8,7 +8,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/support/support.h"
 
 namespace ferry::data {

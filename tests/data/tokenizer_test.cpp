@@ -8,7 +8,7 @@
 #include <random>
 #include <thread>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/support/support.h"
 #include "tools/tokenizer/pretokenize.h"
 

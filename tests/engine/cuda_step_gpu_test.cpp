@@ -18,12 +18,13 @@
 
 #include "engine/backend.h"
 #include "engine/cuda/cuda_backend.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/generate/sampler.h"
 #include "engine/model/gpt.h"
 #include "engine/train/step.h"
 #include "tests/support/gpt_fixture.h"
 #include "tests/support/support.h"
+#include "parallel/step_factory.h"
 
 namespace ferry {
 namespace {
@@ -73,7 +74,8 @@ TrainedRun train(const GptConfig& cfg, int B, int T, Backend& backend, DType dty
   std::vector<double> init;
   init_gpt_params(m.graph, cfg, seed, init);
   const std::vector<Batch> batches = random_batches(m, cfg.vocab_size, steps * micro, seed + 1);
-  LocalStep step(std::move(m.graph), backend, AdamWConfig{});
+  auto step_runner = ferry::parallel::make_local_runner(std::move(m.graph), backend, AdamWConfig{});
+  ferry::parallel::Runner& step = *step_runner;
   step.set_graph_replay(replay);
   step.set_parameters(std::vector<float>(init.begin(), init.end()));
   TrainedRun r;
@@ -145,7 +147,8 @@ TEST(CudaStep, BadGraphDtypeIsRefusedWithItsReason) {
   o.dtype = DType::F32;
   GptGraph m = build_gpt(small_config(64, 1), o);
   try {
-    LocalStep step(std::move(m.graph), *gpu, AdamWConfig{});
+    auto step_runner = ferry::parallel::make_local_runner(std::move(m.graph), *gpu, AdamWConfig{});
+    ferry::parallel::Runner& step = *step_runner;
     FAIL() << "an fp32 graph was accepted by the CUDA backend";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("bf16"), std::string::npos) << e.what();
@@ -170,7 +173,8 @@ TEST(CudaStep, FiveAdamWStepsMatchThePytorchFixture) {
   GptGraph m = build_gpt(test::fixture_config(f), test::fixture_batch_shape(f, DType::BF16, true));
   const int tokens_id = m.tokens, targets_id = m.targets;
   const Graph shape_graph = m.graph;
-  LocalStep step(std::move(m.graph), *gpu, cfg);
+  auto step_runner = ferry::parallel::make_local_runner(std::move(m.graph), *gpu, cfg);
+  ferry::parallel::Runner& step = *step_runner;
   const std::vector<double> init = test::flat_params(shape_graph, f);
   step.set_parameters(std::vector<float>(init.begin(), init.end()));
   Batch batch;

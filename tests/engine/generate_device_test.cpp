@@ -1,6 +1,6 @@
 // tests/engine/generate_device_test.cpp — what lets generation (training samples, `ferry generate`)
 // run on the CUDA backend, checked without a device: the Generator builds its graph in the dtype of
-// the backend it is given (bf16 for CUDA: parameters and logits bf16, statistics fp32, as LocalStep
+// the backend it is given (bf16 for CUDA: parameters and logits bf16, statistics fp32, as the step runner
 // and Inference retype their graphs), plans it there, rounds the parameters into its bf16 buffers,
 // and (in a CUDA build) every op of that graph has a CUDA kernel. A backend that says it is CUDA but
 // hands out host memory stands in for the device: nothing here launches a kernel.

@@ -9,6 +9,7 @@
 #include "engine/model/gpt.h"
 #include "engine/train/step.h"
 #include "tests/support/support.h"
+#include "parallel/step_factory.h"
 
 namespace ferry {
 namespace {
@@ -32,7 +33,8 @@ StepOutcome one_step(int batch, int micro_batches, const std::vector<int32_t>& t
   // between the two reduction orders could move such an element by 2·lr; an eps above the rounding
   // noise keeps those updates proportional to the gradient, and the comparison meaningful.
   adamw.eps = 1e-5f;
-  LocalStep step(std::move(m.graph), *backend, adamw);
+  auto step_runner = ferry::parallel::make_local_runner(std::move(m.graph), *backend, adamw);
+  ferry::parallel::Runner& step = *step_runner;
   step.set_parameters(init);
   std::vector<Batch> micro;
   const size_t rows = static_cast<size_t>(batch) * T;

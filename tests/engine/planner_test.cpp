@@ -5,7 +5,7 @@
 
 #include "engine/autodiff.h"
 #include "engine/backend.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/executor.h"
 #include "engine/model/gpt.h"
 #include "engine/planner.h"

@@ -36,6 +36,7 @@
 #include "engine/train/step.h"
 #include "tests/support/gpt_fixture.h"
 #include "tests/support/support.h"
+#include "parallel/step_factory.h"
 
 namespace ferry {
 namespace {
@@ -182,8 +183,9 @@ TEST(TorchFixture, FiveAdamWStepsMatch) {
   auto backend = make_cpu_backend();
   GptGraph m = build_gpt(fixture_config(f), fixture_batch_shape(f, DType::F32, true));
   const int tokens_id = m.tokens, targets_id = m.targets;
-  const Graph shape_graph = m.graph;  // LocalStep takes the graph; keep the parameter table
-  LocalStep step(std::move(m.graph), *backend, cfg);
+  const Graph shape_graph = m.graph;  // the runner takes the graph; keep the parameter table
+  auto step_runner = ferry::parallel::make_local_runner(std::move(m.graph), *backend, cfg);
+  ferry::parallel::Runner& step = *step_runner;
   const std::vector<double> init = flat_params(shape_graph, f);
   step.set_parameters(std::vector<float>(init.begin(), init.end()));
   Batch batch;

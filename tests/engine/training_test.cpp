@@ -7,9 +7,17 @@
 
 #include "engine/train/trainer.h"
 #include "tests/support/support.h"
+#include "parallel/step_factory.h"
 
 namespace ferry {
 namespace {
+
+// The step as `ferry pretrain` composes it (parallel/step_factory.h).
+PretrainOptions local_options() {
+  PretrainOptions o;
+  o.make_step = parallel::make_gpt_step;
+  return o;
+}
 
 // Entropy (nats/byte) of the corpus's byte unigram distribution: the best loss of a model that
 // ignores context. A model that trains must beat it by a wide margin.
@@ -37,7 +45,7 @@ TEST(Training, ValidationLossFallsWellBelowUnigramEntropy) {
   c.train.log_every = 50;
   c.train.out_dir = dir.path().string();
   c.data.source = "synthetic";
-  const TrainSummary s = pretrain(c, make_data_sources(c));
+  const TrainSummary s = pretrain(c, make_data_sources(c), local_options());
   const double uniform = std::log(256.0);
   const double unigram = unigram_entropy(synthetic_corpus(200000, 20240520));
   std::printf("val loss %.3f -> %.3f (uniform %.3f, unigram %.3f)\n", s.initial_val_loss, s.final_val_loss, uniform,

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/workspace.h"
 
 namespace ferry {

@@ -14,6 +14,7 @@
 #include "engine/model/gpt.h"
 #include "tests/finetune/finetune_graphs.h"
 #include "tests/support/support.h"
+#include "parallel/step_factory.h"
 
 namespace ferry {
 namespace {
@@ -28,7 +29,8 @@ struct TrainedRun {
 TrainedRun train(const test::FinetuneCase& fc, const GptConfig& c, Backend& backend, const std::vector<float>& init,
           const std::vector<Batch>& batches) {
   test::BuiltCase b = test::build_case(fc, c, kB, kT);
-  LocalStep step(std::move(b.graph), backend, AdamWConfig{});
+  auto step_runner = ferry::parallel::make_local_runner(std::move(b.graph), backend, AdamWConfig{});
+  ferry::parallel::Runner& step = *step_runner;
   step.set_parameters(init);
   TrainedRun r;
   for (const Batch& batch : batches) {

@@ -11,7 +11,7 @@
 
 #include "engine/backend.h"
 #include "engine/checkpoint/checkpoint.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/finetune/inference.h"
 #include "engine/finetune/model_file.h"
 #include "engine/finetune/techniques.h"

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/backend.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/executor.h"
 #include "engine/model/heads.h"
 #include "tests/support/gradcheck.h"

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <set>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/data/imdb_pretrain.h"
 #include "tools/tasks/batches.h"
 #include "tools/tasks/conll.h"

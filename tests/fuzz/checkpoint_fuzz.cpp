@@ -9,7 +9,7 @@
 // (save(load(save(c))) has the bytes of save(c)).
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/checkpoint/hash64.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/fuzz/fuzz_support.h"
 
 namespace {

@@ -3,7 +3,7 @@
 // Properties: a file parses or gives a UserError naming file:line; every sentence is non-empty with
 // one tag per word, every tag O / B-x / I-x; the sentences written back parse to the same ones; the
 // tag set built from them knows every tag.
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tools/tasks/conll.h"
 

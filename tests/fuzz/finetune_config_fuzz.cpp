@@ -6,7 +6,7 @@
 // that now has a value; a flag given on the command line keeps the command line's value.
 #include "engine/toml.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tools/cli/command.h"
 #include "tools/config/flag_file.h"

@@ -5,7 +5,7 @@
 // test + duplicates + conflicting = read); a labelled subset never holds more than asked.
 #include <nlohmann/json.hpp>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tools/tasks/imdb.h"
 

@@ -5,7 +5,7 @@
 // is canonical.
 #include <cmath>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tools/convert/model_file.h"
 

@@ -5,7 +5,7 @@
 // that has a finite point; writing the plot succeeds.
 #include <cmath>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tools/plot/loss_plot.h"
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/train/run_config.h"
 #include "tests/fuzz/fuzz_support.h"
 

@@ -6,7 +6,7 @@
 // save (F32) → load gives the same weights bit for bit; saving is canonical.
 #include <optional>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tools/convert/model_file.h"
 

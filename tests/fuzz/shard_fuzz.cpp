@@ -10,7 +10,7 @@
 
 #include "engine/data/loader.h"
 #include "engine/data/shard.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/fuzz/fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

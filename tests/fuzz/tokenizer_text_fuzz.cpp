@@ -8,7 +8,7 @@
 //     a UserError when an id lies outside [0, 50257).
 #include <optional>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/fuzz/fuzz_support.h"
 #include "tools/tokenizer/gpt2_tokenizer.h"
 

@@ -7,7 +7,7 @@
 #if FERRY_WITH_CUDA
 #include <fstream>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/cuda/attention_choice.h"
 #include "kernels/cuda/attention_cudnn.h"
 

@@ -10,7 +10,7 @@
 #include "tests/support/support.h"
 
 #if FERRY_WITH_CUDA
-#include "engine/error.h"
+#include "base/error.h"
 #include "kernels/attention.h"
 #include "kernels/cuda/attention_cudnn.h"
 #include "tests/kernels/attention_cases.h"

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/communicator.h"
 
 using namespace ferry::parallel;

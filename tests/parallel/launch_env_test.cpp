@@ -2,7 +2,7 @@
 // variables (fake environments), and the checks against MPI's own view.
 #include <gtest/gtest.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/launch_env.h"
 
 using namespace ferry::parallel;

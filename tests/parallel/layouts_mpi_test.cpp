@@ -1,7 +1,7 @@
 // tests/parallel/layouts_mpi_test.cpp — every parallel layout trains exactly like one process.
 //
 // A tiny GPT (4 layers, 4 heads, 32 wide, vocabulary 64, T = 16) from one seed runs 5 AdamW steps of
-// 4 micro-batches on each layout the world size allows; a single-process LocalStep with the global
+// 4 micro-batches on each layout the world size allows; a single-process runner with the global
 // batch (dp·B rows per micro-batch) runs the same steps in every rank. Losses must agree within
 // 1e-5 relative and the parameters afterwards within 2e-6 (float sums in another order: the
 // tensor-parallel all-reduces and the DP sums regroup them). ZeRO-1 must equal plain DP, and
@@ -18,11 +18,11 @@
 
 #include "engine/model/gpt.h"
 #include "engine/train/step.h"
-#include "parallel/parallel_step.h"
+#include "parallel/step_factory.h"
 #include "tests/parallel/mpi_world.h"
 
 using namespace ferry;
-using ferry::parallel::ParallelGptStep;
+using ferry::parallel::Runner;
 using ferry::parallel::ParallelLayout;
 using ferry::test::mpi_world;
 
@@ -50,6 +50,12 @@ GptConfig tiny() {
   c.vocab_size = 64;
   c.max_seq_len = kT;
   return c;
+}
+
+// The input ids of the single-process graph, which key every layout's batches.
+const GptGraph& gpt_ids() {
+  static const GptGraph g = build_gpt(tiny(), GptBuildOptions{});
+  return g;
 }
 
 std::vector<float> initial_parameters() {
@@ -104,13 +110,13 @@ Trajectory train(StepRunner& r, int tokens_id, int targets_id, int first_step, i
   return out;
 }
 
-std::unique_ptr<LocalStep> local_step(int dp, Backend& backend) {
+std::unique_ptr<Runner> local_step(int dp, Backend& backend) {
   GptBuildOptions o;
   o.batch = kB * dp;
   o.seq_len = kT;
   o.loss_scale = 1.0f / kMicro;
   GptGraph g = build_gpt(tiny(), o);
-  return std::make_unique<LocalStep>(std::move(g.graph), backend, adamw());
+  return ferry::parallel::make_local_runner(std::move(g.graph), backend, adamw());
 }
 
 // The single-process run with the global batch of `dp` DP ranks (computed once per dp).
@@ -128,8 +134,8 @@ const Trajectory& reference(int dp) {
   return cache[dp] = train(*step, shape.tokens, shape.targets, 0, kSteps, 0, kB * dp);
 }
 
-std::unique_ptr<ParallelGptStep> parallel_step(ParallelLayout layout, Backend& backend) {
-  auto step = std::make_unique<ParallelGptStep>(tiny(), kB, kT, kMicro, adamw(), layout, mpi_world(), backend);
+std::unique_ptr<Runner> parallel_step(ParallelLayout layout, Backend& backend) {
+  auto step = ferry::parallel::make_gpt_runner(tiny(), kB, kT, kMicro, adamw(), layout, mpi_world(), backend);
   step->set_parameters(initial_parameters());
   return step;
 }
@@ -137,7 +143,7 @@ std::unique_ptr<ParallelGptStep> parallel_step(ParallelLayout layout, Backend& b
 Trajectory run_layout(ParallelLayout layout, Backend& backend) {
   auto step = parallel_step(layout, backend);
   const auto shard = step->data_shard();
-  Trajectory r = train(*step, step->tokens(), step->targets(), 0, kSteps, shard.rank, kB);
+  Trajectory r = train(*step, gpt_ids().tokens, gpt_ids().targets, 0, kSteps, shard.rank, kB);
   if (layout.bucket_elems < 4096 && shard.size > 1 && !layout.zero1)
     EXPECT_GT(step->buckets_reduced_during_backward(), 1) << "buckets should be reduced while backward runs";
   return r;
@@ -212,12 +218,12 @@ TEST(ParallelLayouts, StateSavedAtOneLayoutResumesAtAnother) {
   OptimizerState saved_state;
   {
     auto a = parallel_step(from, *backend);
-    train(*a, a->tokens(), a->targets(), 0, 2, a->data_shard().rank, kB);
+    train(*a, gpt_ids().tokens, gpt_ids().targets, 0, 2, a->data_shard().rank, kB);
     saved_params = a->parameters();
     saved_state = a->optimizer_state();
   }
   ASSERT_EQ(saved_state.steps, 2);
-  auto b = std::make_unique<ParallelGptStep>(tiny(), kB, kT, kMicro, adamw(), to, mpi_world(), *backend);
+  auto b = ferry::parallel::make_gpt_runner(tiny(), kB, kT, kMicro, adamw(), to, mpi_world(), *backend);
   b->set_parameters(saved_params);
   b->set_optimizer_state(saved_state);
   EXPECT_EQ(b->parameters(), saved_params);
@@ -225,7 +231,7 @@ TEST(ParallelLayouts, StateSavedAtOneLayoutResumesAtAnother) {
   EXPECT_EQ(back.m, saved_state.m);
   EXPECT_EQ(back.v, saved_state.v);
   EXPECT_EQ(back.steps, 2);
-  const Trajectory next = train(*b, b->tokens(), b->targets(), 2, 1, b->data_shard().rank, kB);
+  const Trajectory next = train(*b, gpt_ids().tokens, gpt_ids().targets, 2, 1, b->data_shard().rank, kB);
 
   const int dp_to = world / (to.tp * to.pp);
   auto ref = local_step(dp_to, *backend);
@@ -253,6 +259,6 @@ TEST(ParallelLayouts, EvaluationEqualsOneProcess) {
   o.seq_len = kT;
   GptGraph shape = build_gpt(tiny(), o);
   const double want = ref->evaluate(batch_of(9, 0, 0, kB * dp, shape.tokens, shape.targets));
-  const double got = step->evaluate(batch_of(9, 0, step->data_shard().rank * kB, kB, step->tokens(), step->targets()));
+  const double got = step->evaluate(batch_of(9, 0, step->data_shard().rank * kB, kB, gpt_ids().tokens, gpt_ids().targets));
   EXPECT_NEAR(got, want, 1e-5 * want) << name_of(c, world);
 }

@@ -20,7 +20,7 @@
 #include <thread>
 
 #include "parallel/communicator_mpi.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/failure.h"
 
 using namespace ferry::parallel;

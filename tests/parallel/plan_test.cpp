@@ -4,7 +4,7 @@
 // cluster or the model is refused with the flag named.
 #include <gtest/gtest.h>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/model/gpt.h"
 #include "parallel/plan.h"
 #include "tests/support/support.h"

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <set>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/rank_grid.h"
 
 using namespace ferry::parallel;

@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tests/support/support.h"
 #include "tools/translate/prepare.h"
 #include "tools/translate/task.h"

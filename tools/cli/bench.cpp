@@ -30,11 +30,12 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/queue_clock.h"
 #include "engine/device.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/model/gpt.h"
 #include "engine/planner.h"
 #include "engine/train/step.h"
 #include "tools/cli/command.h"
+#include "parallel/step_factory.h"
 
 namespace {
 
@@ -103,9 +104,9 @@ json bench_shape(ferry::Backend& backend, const BenchArgs& a, const std::string&
   for (int i = 0; i < 2; ++i) batches.push_back(random_batch(m, cfg.vocab_size, rng));
 
   const size_t in_use_before = device_memory_in_use(backend);
-  std::unique_ptr<LocalStep> step;
+  std::unique_ptr<ferry::parallel::Runner> step;
   try {
-    step = std::make_unique<LocalStep>(std::move(m.graph), backend, AdamWConfig{});
+    step = ferry::parallel::make_local_runner(std::move(m.graph), backend, AdamWConfig{});
   } catch (const UserError& e) {
     if (!may_skip) throw;
     r["status"] = std::string("skipped: ") + e.what();

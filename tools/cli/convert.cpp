@@ -5,7 +5,7 @@
 #include <memory>
 #include <optional>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/cli/command.h"
 #include "tools/convert/load_model.h"
 #include "tools/convert/model_file.h"

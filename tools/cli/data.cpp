@@ -9,7 +9,7 @@
 
 #include "engine/assets.h"
 #include "engine/data/shard.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/cli/command.h"
 #include "tools/data/prepare_corpus.h"
 #include "tools/tokenizer/gpt2_tokenizer.h"

@@ -18,7 +18,7 @@
 
 #include "engine/backend.h"
 #include "engine/device.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/cli/command.h"
 #include "tools/convert/load_model.h"
 #include "tools/tasks/evaluation.h"

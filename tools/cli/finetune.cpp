@@ -20,9 +20,10 @@
 #include "engine/backend.h"
 #include "engine/data/shard.h"
 #include "engine/device.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/finetune/loop.h"
 #include "engine/finetune/model_file.h"
+#include "parallel/job_world.h"
 #include "tools/cli/command.h"
 #include "tools/config/flag_file.h"
 #include "tools/convert/load_model.h"
@@ -41,6 +42,7 @@ struct Args {
   std::string heldout_shard;  // --task lm: where to write the held-out windows as a token shard
   std::string tasks = "sentiment,ner", task_weights;  // --task multi
   bool from_scratch = false;
+  parallel::ParallelLayout layout;  // --tp, --pp, --zero1 (the pretrain flags); dp = world / (tp·pp)
   int vocab_size = 8192, steps = 200, batch = 16, seq_len = 128, warmup = 10, eval_every = 50, patience = 0;
   int lora_rank = 0, unfreeze_every = 0, adapt_steps = 0;
   int n_layer = 0, n_head = 0, n_embd = 0, max_seq_len = 0;  // preset overrides (0: the preset's)
@@ -198,6 +200,7 @@ void run_multi(const Args& a) {
   const DataOptions dopt = data_options(a);
   TaskModel base;
   base.batch = a.batch;
+  base.layout = a.layout;
   base.adamw.weight_decay = a.weight_decay;
   base.meta.seq_len = a.seq_len;
   std::string init_desc = "scratch";
@@ -244,10 +247,11 @@ void run_multi(const Args& a) {
   LoopHooks h;
   h.n_layer = base.meta.config.n_layer;
   h.make_step = [&](int top) { return mm.make_step(*backend, top); };
-  h.next_batches = [&](int) {
+  const StepRunner::DataShard shard = data_shard_of(a.layout);
+  h.next_batches = [&](int) {  // every rank draws the global batch and keeps its rows
     std::vector<std::pair<int, const Example*>> rows;
     for (int k : mm.draw_row_tasks(rng)) rows.emplace_back(k, next_example(static_cast<size_t>(k)));
-    return std::vector<Batch>{make_multitask_batch(in, rows, a.batch, a.seq_len, base.meta.vocab.pad())};
+    return std::vector<Batch>{shard_rows(make_multitask_batch(in, rows, a.batch, a.seq_len, base.meta.vocab.pad()), shard)};
   };
   h.dev_metric = [&](StepRunner& s) {  // the mean of the tasks' dev metrics (accuracy, entity F1)
     const std::vector<float> p = s.parameters();
@@ -260,6 +264,7 @@ void run_multi(const Args& a) {
     return sum / double(mm.size());
   };
   const LoopResult res = run_finetune_loop(loop_config(a), h, initial);
+  if (parallel::job_world().rank() != 0) return;  // one rank scores and writes
 
   const std::filesystem::path out(a.out);
   nlohmann::json all = {{"task", "multi"}, {"metric", "mean_task_metric"}, {"split", "test"}, {"init", init_desc},
@@ -298,6 +303,8 @@ void run_multi(const Args& a) {
 void run_rtd(const Args& a) {
   if (!a.init.empty() || !a.from_scratch)
     user_error("--task rtd pretrains a new discriminator: give --from-scratch (and no --init)");
+  if (parallel::job_world().size() > 1 || a.layout.tp != 1 || a.layout.pp != 1 || a.layout.zero1)
+    user_error("--task rtd trains two models in one process: run it without mpirun, --tp, --pp or --zero1");
   DataOptions dopt = data_options(a);
   TaskModel disc;
   disc.batch = a.batch;
@@ -374,6 +381,7 @@ void run(const Args& a) {
   const DataOptions dopt = data_options(a);
   TaskModel m;
   m.batch = a.batch;
+  m.layout = a.layout;
   m.adamw.weight_decay = a.weight_decay;
   m.meta.seq_len = a.seq_len;
   m.meta.task = a.task;
@@ -463,7 +471,7 @@ void run(const Args& a) {
     step->set_parameters(lm_init);
     for (int s = 1; s <= a.adapt_steps; ++s) {
       const float lr = a.lr * (1.0f - 0.9f * float(s - 1) / float(a.adapt_steps));
-      const auto r = step->train({ls.next()}, lr);
+      const auto r = step->train({shard_rows(ls.next(), step->data_shard())}, lr);
       if (s % 20 == 0 || s == 1) std::fprintf(stderr, "adapt %4d/%d | lm loss %.4f\n", s, a.adapt_steps, r.loss);
     }
     const std::vector<float> adapted = step->parameters();
@@ -481,7 +489,8 @@ void run(const Args& a) {
   LoopHooks h;
   h.n_layer = m.meta.config.n_layer;
   h.make_step = [&](int top) { return m.make_step(*backend, top); };
-  h.next_batches = [&](int) { return std::vector<Batch>{stream.next()}; };
+  const StepRunner::DataShard shard = data_shard_of(a.layout);
+  h.next_batches = [&](int) { return std::vector<Batch>{shard_rows(stream.next(), shard)}; };
   std::unique_ptr<Inference> dev_inf;
   if (m.meta.head.kind == HeadKind::LanguageModel) {
     h.dev_metric = [&](StepRunner& s) {
@@ -495,6 +504,7 @@ void run(const Args& a) {
     };
   }
   const LoopResult res = run_finetune_loop(lc, h, initial);
+  if (parallel::job_world().rank() != 0) return;  // one rank scores and writes
 
   const std::vector<float> best = m.exportable(res.best_params);
   const TaskGraph export_graph = m.graph(false, 0);
@@ -571,6 +581,9 @@ void setup(CLI::App& app) {
                  "lm: also write the held-out windows as a token shard (for ferry eval --task lm)");
   app.add_option("--seed", a->seed, "seed for initialization, splits, subsets and order");
   app.add_option("--device", a->device, "auto | cpu | cuda");
+  app.add_option("--tp", a->layout.tp, "tensor-parallel ranks (dp = world / (tp*pp); --batch-size is split over dp)");
+  app.add_option("--pp", a->layout.pp, "pipeline stages");
+  app.add_flag("--zero1", a->layout.zero1, "shard optimizer state across data-parallel ranks");
   auto config = std::make_shared<std::string>();
   app.add_option("--config", *config,
                  "TOML file of options, keys named as the flags (batch-size = 16); flags given here override it");

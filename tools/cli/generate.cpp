@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "engine/backend.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/generate/sampler.h"
 #include "tools/cli/command.h"
 #include "tools/convert/load_model.h"

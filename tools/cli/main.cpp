@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <exception>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "parallel/failure.h"
 #include "parallel/job_world.h"
 #include "parallel/launch_env.h"

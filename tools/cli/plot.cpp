@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "engine/checkpoint/atomic_file.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/cli/command.h"
 #include "tools/plot/loss_plot.h"
 

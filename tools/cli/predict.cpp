@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "engine/backend.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/finetune/model_file.h"
 #include "tools/cli/command.h"
 #include "tools/convert/load_model.h"

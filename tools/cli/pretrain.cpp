@@ -7,8 +7,9 @@
 #include <optional>
 
 #include "engine/checkpoint/checkpoint.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/train/trainer.h"
+#include "parallel/step_factory.h"
 #include "tools/cli/command.h"
 #include "tools/convert/load_model.h"
 #include "tools/data/prepare_corpus.h"
@@ -135,6 +136,7 @@ void setup(CLI::App& app) {
     o.on_metrics = [title](const std::filesystem::path& metrics) {
       ferry::plot::write_loss_plot(metrics, metrics.parent_path() / "loss.svg", title);
     };
+    o.make_step = ferry::parallel::make_gpt_step;
     ferry::pretrain(c, o);
   });
 }

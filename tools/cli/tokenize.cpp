@@ -8,7 +8,7 @@
 #include <iterator>
 #include <string>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/cli/command.h"
 #include "tools/tokenizer/gpt2_tokenizer.h"
 

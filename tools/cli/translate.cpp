@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/finetune/model_file.h"
 #include "tools/cli/command.h"
 #include "tools/tasks/model_setup.h"

@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/convert/model_file.h"
 #include "tools/tokenizer/gpt2_tokenizer.h"
 

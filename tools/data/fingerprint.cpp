@@ -6,7 +6,7 @@
 #include <fstream>
 #include <vector>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::data {
 

@@ -21,7 +21,7 @@
 #include "engine/assets.h"
 #include "engine/checkpoint/atomic_file.h"
 #include "engine/data/shard.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/data/corpus_sources.h"
 #include "tools/data/fingerprint.h"
 #include "tools/data/progress_bar.h"

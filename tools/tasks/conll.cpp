@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "engine/assets.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::tasks {
 

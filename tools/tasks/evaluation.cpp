@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "engine/checkpoint/atomic_file.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/translate/task.h"
 
 namespace ferry::tasks {

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/assets.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/data/corpus_sources.h"
 #include "tools/data/imdb_pretrain.h"
 

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "engine/data/eval_windows.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/finetune/inference.h"
 #include "engine/model/gpt.h"
 #include "tools/tasks/model_setup.h"

@@ -1,8 +1,12 @@
 // tools/tasks/model_setup.cpp
 #include "tools/tasks/model_setup.h"
 
+#include "base/error.h"
 #include "engine/finetune/model_file.h"
 #include "engine/train/step.h"
+#include "parallel/job_world.h"
+#include "parallel/rank_grid.h"
+#include "parallel/step_factory.h"
 #include "tools/convert/load_model.h"
 
 namespace ferry::tasks {
@@ -17,10 +21,25 @@ TaskGraph TaskModel::graph(bool for_training, int lora_rank) const {
   return build_task_graph(meta.config, meta.head, o);
 }
 
+StepRunner::DataShard data_shard_of(const parallel::ParallelLayout& layout) {
+  parallel::Communicator& world = parallel::job_world();
+  const parallel::RankGrid grid = parallel::RankGrid::from_tp_pp(layout.tp, layout.pp, world.size());
+  return {grid.coord_of(world.rank()).dp, grid.shape().dp};
+}
+
+int rows_per_rank(int batch, const parallel::ParallelLayout& layout) {
+  const int dp = data_shard_of(layout).size;
+  if (batch % dp != 0)
+    user_error("--batch-size ", batch, " does not split evenly over ", dp, " data-parallel ranks");
+  return batch / dp;
+}
+
 std::unique_ptr<StepRunner> TaskModel::make_step(Backend& backend, int unfrozen_top) const {
-  TaskGraph g = graph(true, techniques.lora.rank);
+  TaskModel rank = *this;
+  rank.batch = rows_per_rank(batch, layout);
+  TaskGraph g = rank.graph(true, techniques.lora.rank);
   apply_techniques(g.graph, meta.config, techniques, unfrozen_top);
-  return std::make_unique<LocalStep>(std::move(g.graph), backend, adamw);
+  return parallel::make_task_runner(std::move(g.graph), meta.config, adamw, layout, parallel::job_world(), backend);
 }
 
 std::unique_ptr<Inference> TaskModel::make_inference(Backend& backend) const {

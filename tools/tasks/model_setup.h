@@ -10,6 +10,7 @@
 #include "engine/finetune/inference.h"
 #include "engine/finetune/techniques.h"
 #include "engine/optim/adamw.h"
+#include "parallel/runner.h"
 #include "tools/tasks/runner.h"
 
 namespace ferry::tasks {
@@ -19,9 +20,13 @@ struct TaskModel {
   Techniques techniques;
   int batch = 16;
   AdamWConfig adamw;
+  // How the training step runs over the job's ranks (tp × dp × pp; one process: all 1). `batch`
+  // is the global batch: each DP rank's graph holds batch / dp rows.
+  parallel::ParallelLayout layout;
 
   TaskGraph graph(bool for_training, int lora_rank) const;
-  // A LocalStep whose graph has techniques applied (unfrozen_top as in apply_techniques).
+  // The step (parallel::make_task_runner over the job's world) whose graph has techniques applied
+  // (unfrozen_top as in apply_techniques), at the per-rank batch.
   std::unique_ptr<StepRunner> make_step(Backend& backend, int unfrozen_top) const;
   std::unique_ptr<Inference> make_inference(Backend& backend) const;
   // init_gpt_params (seeded), then every parameter `pretrained` holds by name (when given), then
@@ -30,5 +35,10 @@ struct TaskModel {
   // Parameters without adapters: LoRA merged into the weights (for saving and inference).
   std::vector<float> exportable(const std::vector<float>& training_params) const;
 };
+
+// Rows per data-parallel rank of a global batch on the job's world (UserError when it does not split).
+int rows_per_rank(int batch, const parallel::ParallelLayout& layout);
+// This process's share of the data under `layout` on the job's world.
+StepRunner::DataShard data_shard_of(const parallel::ParallelLayout& layout);
 
 }  // namespace ferry::tasks

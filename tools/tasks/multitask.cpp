@@ -1,9 +1,11 @@
 // tools/tasks/multitask.cpp
 #include "tools/tasks/multitask.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/finetune/model_file.h"
 #include "engine/train/step.h"
+#include "parallel/job_world.h"
+#include "parallel/step_factory.h"
 #include "tools/convert/load_model.h"
 
 namespace ferry::tasks {
@@ -40,9 +42,13 @@ MultiTaskInputs MultiTaskModel::inputs() const {
 }
 
 std::unique_ptr<StepRunner> MultiTaskModel::make_step(Backend& backend, int unfrozen_top) const {
-  MultiTaskGraph g = graph();
+  TrunkOptions o;  // the graph at the per-rank batch (base_.batch is the global one)
+  o.batch = rows_per_rank(base_.batch, base_.layout);
+  o.seq_len = base_.meta.seq_len;
+  MultiTaskGraph g = build_multitask_graph(base_.meta.config, heads_, weights_, o);
   apply_techniques(g.graph, base_.meta.config, base_.techniques, unfrozen_top);
-  return std::make_unique<LocalStep>(std::move(g.graph), backend, base_.adamw);
+  return parallel::make_task_runner(std::move(g.graph), base_.meta.config, base_.adamw, base_.layout,
+                                    parallel::job_world(), backend);
 }
 
 std::vector<float> MultiTaskModel::initial_parameters(uint64_t seed, const std::string& pretrained, int* loaded) const {

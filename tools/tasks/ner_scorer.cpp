@@ -4,7 +4,7 @@
 #include <set>
 #include <tuple>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::tasks {
 

@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "engine/assets.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/data/corpus_sources.h"
 #include "tools/tasks/imdb.h"
 #include "tools/translate/task.h"
@@ -290,7 +290,7 @@ double evaluate_loss(StepRunner& step, const GraphInputs& in, HeadKind kind, con
   for (size_t s = 0; s < examples.size() && n < max_batches; s += static_cast<size_t>(B), ++n) {
     std::vector<const Example*> rows;
     for (size_t k = s; k < std::min(examples.size(), s + B); ++k) rows.push_back(&examples[k]);
-    sum += step.evaluate(make_batch(in, kind, rows, B, T, pad));
+    sum += step.evaluate(shard_rows(make_batch(in, kind, rows, B, T, pad), step.data_shard()));  // B: the global batch
   }
   return n ? sum / double(n) : 0.0;
 }

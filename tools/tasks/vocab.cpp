@@ -5,7 +5,7 @@
 #include <mutex>
 #include <numeric>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::tasks {
 

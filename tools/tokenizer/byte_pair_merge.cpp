@@ -4,7 +4,7 @@
 #include <bit>
 #include <queue>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::tokenizer {
 

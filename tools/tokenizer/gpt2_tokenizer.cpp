@@ -9,7 +9,7 @@
 #include <unordered_map>
 
 #include "engine/assets.h"
-#include "engine/error.h"
+#include "base/error.h"
 #include "tools/tokenizer/byte_pair_merge.h"
 #include "tools/tokenizer/pretokenize.h"
 #include "tools/tokenizer/token_index.h"

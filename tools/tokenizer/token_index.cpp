@@ -1,7 +1,7 @@
 // tools/tokenizer/token_index.cpp
 #include "tools/tokenizer/token_index.h"
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::tokenizer {
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <unordered_map>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::translate {
 

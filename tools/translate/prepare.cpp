@@ -10,7 +10,7 @@
 
 #include "engine/assets.h"
 #include "engine/checkpoint/atomic_file.h"
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::translate {
 

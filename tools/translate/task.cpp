@@ -6,7 +6,7 @@
 #include <random>
 #include <set>
 
-#include "engine/error.h"
+#include "base/error.h"
 #include "engine/generate/beam_search.h"
 #include "engine/generate/kv_cache.h"
 #include "engine/model/gpt.h"

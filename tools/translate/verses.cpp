@@ -7,7 +7,7 @@
 #include <random>
 #include <set>
 
-#include "engine/error.h"
+#include "base/error.h"
 
 namespace ferry::translate {
 

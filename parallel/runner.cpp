@@ -1,5 +1,5 @@
-// parallel/parallel_step.cpp
-#include "parallel/parallel_step.h"
+// parallel/runner.cpp — see runner.h.
+#include "parallel/runner.h"
 
 #include <cmath>
 #include <cstdio>
@@ -7,125 +7,123 @@
 #include <cstring>
 #include <set>
 
+#include "base/error.h"
 #include "engine/autodiff.h"
-#include "engine/error.h"
-#include "parallel/pipeline.h"
-#include "parallel/tensor_parallel.h"
+#include "engine/cuda/device_step.h"
+#include "engine/graph_dtype.h"
+#include "kernels/dtype.h"
 
 namespace ferry::parallel {
 
-ParallelGptStep::ParallelGptStep(const GptConfig& model, int batch, int seq_len, int micro_batches, AdamWConfig adamw,
-                                 ParallelLayout layout, Communicator& world, Backend& backend, size_t memory_limit)
-    : world_(world),
-      grid_(RankGrid::from_tp_pp(layout.tp, layout.pp, world.size())),
-      coord_(grid_.coord_of(world.rank())),
-      backend_(backend),
-      layout_(layout),
-      micro_batches_(micro_batches),
-      clip_(adamw.grad_clip) {
-  FERRY_CHECK(backend.device() == Device::CPU, "parallel step runners run on the CPU backend in this build");
-  if (micro_batches < 1) user_error("train.grad_accum must be at least 1");
-  const GridShape shape = grid_.shape();
-  check_tensor_parallel(model, shape.tp);
-  stage_layers(model.n_layer, shape.pp);  // validates --pp against the layers
-  comms_ = make_grid_communicators(grid_, world);
-  tp_group_ = std::make_unique<GroupRegistration>(*comms_.tp);
-
-  GptBuildOptions opt;
-  opt.batch = batch;
-  opt.seq_len = seq_len;
-  opt.loss_scale = 1.0f / static_cast<float>(micro_batches * shape.dp);
-  GptGraph full = build_gpt(model, opt);
-  n_full_ = full.graph.param_count();
-  full_tokens_ = full.tokens;
-  full_targets_ = full.targets;
-
-  TensorParallelGraph tpg;
-  if (shape.tp > 1) {
-    tpg = tensor_parallel_rewrite(full.graph, model, coord_.tp, shape.tp, tp_group_->id());
-  } else {
-    tpg.graph = full.graph;
-    tpg.origins = identity_origins(full.graph);
-    for (size_t v = 0; v < full.graph.values.size(); ++v) tpg.value_map[int(v)] = int(v);
-  }
-
-  PipelineStage st;
-  std::vector<int> first_stage(tpg.graph.params.size(), 0), stages_using(tpg.graph.params.size(), 0);
-  if (shape.pp > 1) {
-    const auto node_stage = stage_of_nodes(tpg.graph, model.n_layer, shape.pp);
-    std::vector<std::set<int>> users(tpg.graph.params.size());
-    for (int i = 0; i < tpg.graph.num_forward_nodes; ++i)
-      for (int v : tpg.graph.nodes[i].in)
-        if (v >= 0 && tpg.graph.values[v].role == ValueRole::Param) users[tpg.graph.values[v].param].insert(node_stage[i]);
-    for (size_t p = 0; p < users.size(); ++p) {
-      first_stage[p] = users[p].empty() ? 0 : *users[p].begin();
-      stages_using[p] = static_cast<int>(users[p].size());
-      FERRY_CHECK(users[p].size() <= 1 || (users[p].size() == 2 && *users[p].begin() == 0 &&
-                                           *users[p].rbegin() == shape.pp - 1),
-                  "parameter ", tpg.graph.params[p].name, " shared by stages other than the first and the last");
-    }
-    st = cut_pipeline_stage(tpg.graph, node_stage, coord_.pp, shape.pp);
-  } else {
-    st.graph = tpg.graph;
-    for (size_t p = 0; p < tpg.graph.params.size(); ++p) st.param_source.push_back(static_cast<int>(p));
-    st.n_model_params = static_cast<int>(tpg.graph.params.size());
-    for (size_t v = 0; v < tpg.graph.values.size(); ++v) st.value_map[int(v)] = int(v);
-  }
-  graph_ = std::move(st.graph);
-  n_model_params_ = st.n_model_params;
-  recv_ = st.recv;
-  send_ = st.send;
-  send_grad_ = st.send_grad;
-  bool any_tied = false;
-  for (int k = 0; k < n_model_params_; ++k) {
-    const int src = st.param_source[k];
-    ParamOrigin o = tpg.origins[src];
-    o.owner = o.owner && first_stage[src] == coord_.pp;
-    origins_.push_back(std::move(o));
-    if (stages_using[src] > 1) tied_params_.push_back(k);
-  }
-  // The model parameters' share of the executor's flat buffers (storage order, engine/graph.h);
-  // received pipeline activations (parameters n_model_params_ on) come after them.
-  if (n_model_params_ > 0) {
-    const ParamInfo& last = graph_.params[n_model_params_ - 1];
-    n_local_ = last.storage + static_cast<size_t>(last.storage_numel);
-  }
-  for (int p = 0; p < static_cast<int>(tpg.graph.params.size()); ++p) any_tied = any_tied || stages_using[p] > 1;
-  if (any_tied) {
-    const bool member = coord_.pp == 0 || coord_.pp == shape.pp - 1;
-    tie_ = comms_.pp->split(member ? 0 : -1, coord_.pp);
-  }
-  for (int v : {full_tokens_, full_targets_}) {
-    if (v < 0) continue;
-    const int t = tpg.value_map.at(v);
-    if (auto it = st.value_map.find(t); it != st.value_map.end()) input_map_[v] = it->second;
-  }
-
-  derive_backward(graph_);
-  const ShardRange shard = layout.zero1 ? zero1_shard(n_local_, shape.dp, coord_.dp) : ShardRange{0, n_local_};
-  const size_t state_bytes = 2 * shard.size() * sizeof(float);
-  executor_ = std::make_unique<Executor>(graph_, backend, state_bytes, memory_limit);
-  verify_plan(graph_, executor_->plan());
-  std::vector<bool> owned;
-  for (const auto& o : origins_) owned.push_back(o.owner);
-  optimizer_ = std::make_unique<ShardedAdamW>(graph_, n_model_params_, owned, shard, adamw);
-  if (shape.dp > 1 && !layout.zero1)
-    buckets_ = std::make_unique<GradientBuckets>(graph_, n_model_params_, layout.bucket_elems, *comms_.dp);
+RunnerComms::RunnerComms(Communicator& w, RankGrid g)
+    : world(w), grid(std::move(g)), coord(grid.coord_of(w.rank())), comms(make_grid_communicators(grid, w)) {
+  tp_group = std::make_unique<GroupRegistration>(*comms.tp);
 }
 
-ParallelGptStep::~ParallelGptStep() = default;
+RunnerComms::RunnerComms()
+    : own_world(make_single_communicator()),
+      world(*own_world),
+      grid(RankGrid::from_tp_pp(1, 1, 1)),
+      coord(grid.coord_of(0)),
+      comms(make_grid_communicators(grid, *own_world)) {
+  tp_group = std::make_unique<GroupRegistration>(*comms.tp);
+}
 
-void ParallelGptStep::load(const Batch& b) {
+Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend, RunnerOptions opt)
+    : c_(std::move(comms)),
+      backend_(backend),
+      opt_(opt),
+      n_full_(g.n_full),
+      input_map_(std::move(g.input_map)),
+      label_counts_(std::move(g.label_counts)),
+      graph_(std::move(g.graph)),
+      origins_(std::move(g.origins)),
+      n_model_params_(g.n_model_params),
+      tied_params_(std::move(g.tied_params)),
+      recv_(std::move(g.recv)),
+      send_(std::move(g.send)),
+      send_grad_(std::move(g.send_grad)) {
+  FERRY_CHECK(graph_.loss >= 0, "a training step needs a loss");
+  FERRY_CHECK(static_cast<int>(origins_.size()) == n_model_params_, "origins for ", origins_.size(), " of ",
+              n_model_params_, " parameters");
+  const GridShape shape = c_->grid.shape();
+  const bool on_device = backend.device() == Device::CUDA;
+  // On CUDA: one rank, or plain data parallelism (gradients summed through the communicator after
+  // backward, eagerly). TP, PP, ZeRO-1 and label counts on the device are not built yet.
+  if (on_device && (shape.tp > 1 || shape.pp > 1 || opt.layout.zero1 || !label_counts_.empty()))
+    user_error("on the CUDA backend this build runs one process or plain data parallelism (",
+               shape.to_string(), opt.layout.zero1 ? ", zero1" : "", label_counts_.empty() ? "" : ", label counts",
+               " asked): run that layout on the CPU backend");
+  FERRY_CHECK(!tied_params_.empty() == (c_->tie != nullptr), "tied parameters without their communicator");
+  if (static_cast<int>(graph_.nodes.size()) == graph_.num_forward_nodes) {
+    // A graph built in fp32 (the fine-tuning task graphs) runs in bf16 on the CUDA backend.
+    retype_for_device(graph_, backend.device());
+    derive_backward(graph_);
+  }
+  n_local_ = params_storage_end(graph_, n_model_params_);
+  const ShardRange shard = optimizer_shard(n_local_, opt.layout.zero1 ? shape.dp : 1, opt.layout.zero1 ? c_->coord.dp : 0);
+  const size_t state_bytes = on_device ? gpu::device_optimizer_bytes(graph_) : AdamW::state_bytes(shard.size());
+  executor_ = std::make_unique<Executor>(graph_, backend, state_bytes, opt.memory_limit);
+  verify_plan(graph_, executor_->plan());
+  if (on_device) {
+    device_ = gpu::make_device_step(graph_, *executor_, opt.adamw);
+    if (shape.dp > 1) device_->set_gradient_reduction([this](void* grads, size_t n) { reduce_on_host(grads, n); });
+    return;
+  }
+  std::vector<bool> owned;
+  for (const auto& o : origins_) owned.push_back(o.owner);
+  optimizer_ = std::make_unique<AdamW>(adamw_table(graph_, n_model_params_, owned, shard, opt.adamw), opt.adamw);
+  if (shape.dp > 1 && !opt.layout.zero1)
+    buckets_ = std::make_unique<GradientBuckets>(graph_, n_model_params_, opt.layout.bucket_elems, *c_->comms.dp);
+}
+
+Runner::~Runner() = default;
+
+void Runner::set_graph_replay(bool on) {
+  if (device_) device_->set_graph_replay(on);
+}
+
+size_t Runner::graph_nodes() const { return device_ ? device_->graph_nodes() : 0; }
+
+// The DP sum of the device step's bf16 gradients through host memory (the MPI communicator carries
+// host buffers): summed in fp32, rounded back to bf16 once.
+void Runner::reduce_on_host(void* grads, size_t n) {
+  std::vector<ferry::bf16> h(n);
+  backend_.download(h.data(), grads, n * sizeof(ferry::bf16));
+  std::vector<float> f(n);
+  for (size_t i = 0; i < n; ++i) f[i] = ferry::bf16_to_float(h[i]);
+  c_->comms.dp->all_reduce(f.data(), n, DType::f32, ReduceOp::sum);
+  for (size_t i = 0; i < n; ++i) h[i] = ferry::float_to_bf16(f[i]);
+  backend_.upload(grads, h.data(), n * sizeof(ferry::bf16));
+  backend_.synchronize();
+}
+
+// A batch is keyed by the single-process graph's input ids; another stage's inputs are skipped.
+// Label counts: the labelled rows of every DP rank's batch, summed (all DP ranks load together).
+void Runner::load(const Batch& b) {
   for (const auto& [value, data] : b.inputs) {
     auto it = input_map_.find(value);
-    if (it == input_map_.end()) continue;  // another stage's input
+    if (it == input_map_.end()) continue;
     executor_->set_input(it->second, data.data(), data.size() * sizeof(int32_t));
+  }
+  for (const LabelCount& lc : label_counts_) {
+    double n = 0;  // exact: counts stay far below 2^53
+    bool found = false;
+    for (const auto& [value, data] : b.inputs)
+      if (value == lc.targets) {
+        found = true;
+        for (int32_t t : data) n += t != lc.ignore;
+      }
+    FERRY_CHECK(found, "the batch has no targets for a label count (input ", lc.targets, ")");
+    c_->comms.dp->all_reduce(&n, 1, DType::f64, ReduceOp::sum);
+    const int32_t count = static_cast<int32_t>(n);
+    executor_->set_input(lc.count, &count, sizeof(count));
   }
 }
 
 // ---- pipeline ----------------------------------------------------------------------------------
 
-void ParallelGptStep::write_received(const std::vector<float>& data) {
+void Runner::write_received(const std::vector<float>& data) {
   size_t at = 0;
   for (int v : recv_) {
     Tensor t = executor_->tensor(v);
@@ -135,7 +133,7 @@ void ParallelGptStep::write_received(const std::vector<float>& data) {
   FERRY_CHECK(at == data.size(), "pipeline message of ", data.size(), " values for ", at);
 }
 
-std::vector<float> ParallelGptStep::pack(const std::vector<int>& values) const {
+std::vector<float> Runner::pack(const std::vector<int>& values) const {
   std::vector<float> out;
   for (int v : values) {
     Tensor t = executor_->tensor(v);
@@ -144,7 +142,7 @@ std::vector<float> ParallelGptStep::pack(const std::vector<int>& values) const {
   return out;
 }
 
-std::vector<float> ParallelGptStep::received_grads() const {
+std::vector<float> Runner::received_grads() const {
   std::vector<float> out;
   for (int v : recv_) {
     const ParamInfo& p = graph_.params[graph_.values[v].param];
@@ -153,12 +151,12 @@ std::vector<float> ParallelGptStep::received_grads() const {
   return out;
 }
 
-std::vector<float> ParallelGptStep::forward_micro(const Batch& b, const std::vector<float>& received,
+std::vector<float> Runner::forward_micro(const Batch& b, const std::vector<float>& received,
                                                   double& loss_sum) {
   if (!recv_.empty()) write_received(received);
   load(b);
   executor_->forward(true);
-  const bool last = coord_.pp == grid_.shape().pp - 1;
+  const bool last = c_->coord.pp == c_->grid.shape().pp - 1;
   if (last) loss_sum += executor_->read_scalar(graph_.loss);
   std::vector<float> sent = last ? std::vector<float>{} : pack(send_);
   // Keep this micro-batch's activations for its backward; the next forward gets a spare arena.
@@ -175,7 +173,7 @@ std::vector<float> ParallelGptStep::forward_micro(const Batch& b, const std::vec
   return sent;
 }
 
-std::vector<float> ParallelGptStep::backward_micro(const std::vector<float>& dgrad, bool last) {
+std::vector<float> Runner::backward_micro(const std::vector<float>& dgrad, bool last) {
   FERRY_CHECK(!in_flight_.empty(), "backward without a forward in flight");
   InFlight f = std::move(in_flight_.front());
   in_flight_.pop_front();
@@ -200,9 +198,9 @@ std::vector<float> ParallelGptStep::backward_micro(const std::vector<float>& dgr
   return recv_.empty() ? std::vector<float>{} : received_grads();
 }
 
-double ParallelGptStep::run_1f1b(const std::vector<Batch>& micro) {
-  Communicator& pp = *comms_.pp;
-  const int stage = coord_.pp, stages = grid_.shape().pp, M = static_cast<int>(micro.size());
+double Runner::run_1f1b(const std::vector<Batch>& micro) {
+  Communicator& pp = *c_->comms.pp;
+  const int stage = c_->coord.pp, stages = c_->grid.shape().pp, M = static_cast<int>(micro.size());
   const bool first = stage == 0, last = stage == stages - 1;
   size_t recv_elems = 0, send_elems = 0;
   for (int v : recv_) recv_elems += static_cast<size_t>(graph_.values[v].shape.empty() ? 1 : numel(graph_.values[v].shape));
@@ -253,13 +251,23 @@ double ParallelGptStep::run_1f1b(const std::vector<Batch>& micro) {
 
 // ---- the step ----------------------------------------------------------------------------------
 
-StepResult ParallelGptStep::train(const std::vector<Batch>& micro, float lr) {
-  FERRY_CHECK(static_cast<int>(micro.size()) == micro_batches_, "the graph's loss scale was built for ",
-              micro_batches_, " micro-batches, the step has ", micro.size());
+StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
+  FERRY_CHECK(!micro.empty(), "a step needs at least one micro-batch");
+  FERRY_CHECK(opt_.micro_batches == 0 || static_cast<int>(micro.size()) == opt_.micro_batches,
+              "the graph's loss scale was built for ", opt_.micro_batches, " micro-batches, the step has ",
+              micro.size());
+  if (device_) {  // the DP mean of the loss; the norm is already the global one
+    StepResult r = device_->train(micro, lr);
+    if (c_->grid.shape().dp > 1) {
+      c_->comms.dp->all_reduce(&r.loss, 1, DType::f64, ReduceOp::sum);
+      r.loss /= c_->grid.shape().dp;
+    }
+    return r;
+  }
   executor_->zero_grads();
   if (buckets_) buckets_->begin_step();
   double loss_sum = 0;
-  if (grid_.shape().pp == 1) {
+  if (c_->grid.shape().pp == 1) {
     for (size_t k = 0; k < micro.size(); ++k) {
       load(micro[k]);
       executor_->forward(true);
@@ -275,34 +283,34 @@ StepResult ParallelGptStep::train(const std::vector<Batch>& micro, float lr) {
   StepResult r;
   // The loss lives on the last stage (every TP rank of it has the whole value); the DP mean follows.
   double loss = loss_sum / static_cast<double>(micro.size());
-  if (coord_.pp != grid_.shape().pp - 1) loss = 0;
-  comms_.pp->all_reduce(&loss, 1, DType::f64, ReduceOp::sum);
-  comms_.dp->all_reduce(&loss, 1, DType::f64, ReduceOp::sum);
-  r.loss = loss / grid_.shape().dp;
+  if (c_->coord.pp != c_->grid.shape().pp - 1) loss = 0;
+  c_->comms.pp->all_reduce(&loss, 1, DType::f64, ReduceOp::sum);
+  c_->comms.dp->all_reduce(&loss, 1, DType::f64, ReduceOp::sum);
+  r.loss = label_counts_.empty() ? loss / c_->grid.shape().dp : loss;
   reduce_and_update(lr, r);
   ++steps_;
   if (std::getenv("FERRY_RANK_LOG")) log_rank(r);
   return r;
 }
 
-void ParallelGptStep::reduce_and_update(float lr, StepResult& r) {
+void Runner::reduce_and_update(float lr, StepResult& r) {
   float* grads = grads_ptr();
   float* params = params_ptr();
   // The tied embedding: its two copies (first and last stage) get the sum of both gradients.
   auto tie = [&] {
     for (int k : tied_params_) {
       const ParamInfo& p = graph_.params[k];
-      tie_->all_reduce(grads + p.storage, static_cast<size_t>(p.numel), DType::f32, ReduceOp::sum);
+      c_->tie->all_reduce(grads + p.storage, static_cast<size_t>(p.numel), DType::f32, ReduceOp::sum);
     }
   };
-  const int dp = grid_.shape().dp;
+  const int dp = c_->grid.shape().dp;
   const ShardRange shard = optimizer_->shard();
-  if (layout_.zero1) {
+  if (opt_.layout.zero1) {
     tie();
     if (dp > 1) {
       std::vector<float> padded(shard.size() * dp, 0.0f), mine(shard.size());
       std::memcpy(padded.data(), grads, n_local_ * sizeof(float));
-      comms_.dp->reduce_scatter(padded.data(), mine.data(), shard.size(), DType::f32, ReduceOp::sum);
+      c_->comms.dp->reduce_scatter(padded.data(), mine.data(), shard.size(), DType::f32, ReduceOp::sum);
       const size_t n = std::min(shard.end, n_local_) - std::min(shard.begin, n_local_);
       std::memcpy(grads + std::min(shard.begin, n_local_), mine.data(), n * sizeof(float));
     }
@@ -310,25 +318,22 @@ void ParallelGptStep::reduce_and_update(float lr, StepResult& r) {
     if (buckets_) buckets_->finish(grads);
     tie();
   }
-  double sq = optimizer_->owned_norm_squared(grads);
-  comms_.model->all_reduce(&sq, 1, DType::f64, ReduceOp::sum);
-  if (layout_.zero1) comms_.dp->all_reduce(&sq, 1, DType::f64, ReduceOp::sum);
+  double sq = optimizer_->norm_squared(grads);
+  c_->comms.model->all_reduce(&sq, 1, DType::f64, ReduceOp::sum);
+  if (opt_.layout.zero1) c_->comms.dp->all_reduce(&sq, 1, DType::f64, ReduceOp::sum);
   r.grad_norm = std::sqrt(sq);
-  // The same rule as engine/optim/adamw.cpp.
-  float scale = 1.0f;
-  if (clip_ > 0 && r.grad_norm > clip_) scale = static_cast<float>(clip_ / (r.grad_norm + 1e-6));
-  optimizer_->update(params, grads, lr, scale);
-  if (layout_.zero1 && dp > 1) {
+  optimizer_->update(params, grads, lr, clip_scale(r.grad_norm, opt_.adamw.grad_clip));
+  if (opt_.layout.zero1 && dp > 1) {
     std::vector<float> padded(shard.size() * dp, 0.0f);
     std::memcpy(padded.data(), params, n_local_ * sizeof(float));
-    comms_.dp->all_gather(padded.data() + shard.begin, padded.data(), shard.size(), DType::f32);
+    c_->comms.dp->all_gather(padded.data() + shard.begin, padded.data(), shard.size(), DType::f32);
     std::memcpy(params, padded.data(), n_local_ * sizeof(float));
   }
 }
 
-double ParallelGptStep::evaluate(const Batch& batch) {
-  Communicator& pp = *comms_.pp;
-  const int stage = coord_.pp, stages = grid_.shape().pp;
+double Runner::evaluate(const Batch& batch) {
+  Communicator& pp = *c_->comms.pp;
+  const int stage = c_->coord.pp, stages = c_->grid.shape().pp;
   if (!recv_.empty()) {
     size_t n = 0;
     for (int v : recv_) n += static_cast<size_t>(numel(graph_.values[v].shape));
@@ -346,15 +351,16 @@ double ParallelGptStep::evaluate(const Batch& batch) {
     pp.send(y.data(), y.size(), DType::f32, stage + 1);
   }
   pp.all_reduce(&loss, 1, DType::f64, ReduceOp::sum);
-  comms_.dp->all_reduce(&loss, 1, DType::f64, ReduceOp::sum);
-  return loss / grid_.shape().dp;
+  c_->comms.dp->all_reduce(&loss, 1, DType::f64, ReduceOp::sum);
+  // With label counts each rank's loss is its share of the global mean already.
+  return label_counts_.empty() ? loss / c_->grid.shape().dp : loss;
 }
 
 // ---- layout-independent state ------------------------------------------------------------------
 
-void ParallelGptStep::gather_full(const std::vector<float>& local, std::vector<float>& full) const {
+void Runner::gather_full(const std::vector<float>& local, std::vector<float>& full) const {
   full.assign(static_cast<size_t>(n_full_), 0.0f);
-  if (coord_.dp == 0)
+  if (c_->coord.dp == 0)
     for (int k = 0; k < n_model_params_; ++k) {
       if (!origins_[k].owner) continue;
       const size_t base = graph_.params[k].storage;
@@ -362,32 +368,35 @@ void ParallelGptStep::gather_full(const std::vector<float>& local, std::vector<f
         std::memcpy(full.data() + run.full, local.data() + base + run.local, run.count * sizeof(float));
     }
   // Every element has exactly one writer and zeros elsewhere: the sum is exact.
-  world_.all_reduce(full.data(), full.size(), DType::f32, ReduceOp::sum);
+  c_->world.all_reduce(full.data(), full.size(), DType::f32, ReduceOp::sum);
 }
 
-std::vector<float> ParallelGptStep::parameters() const {
+std::vector<float> Runner::parameters() const {
+  if (device_) return device_->parameters();  // the fp32 master weights
   std::vector<float> local(params_ptr(), params_ptr() + n_local_), full;
   gather_full(local, full);
   return full;
 }
 
-void ParallelGptStep::set_parameters(const std::vector<float>& flat) {
+void Runner::set_parameters(const std::vector<float>& flat) {
   if (flat.size() != static_cast<size_t>(n_full_))
     user_error("parameters: ", flat.size(), " values for a model of ", n_full_);
+  if (device_) return device_->set_parameters(flat);
   float* params = params_ptr();
   for (int k = 0; k < n_model_params_; ++k)
     for (const ParamRun& run : origins_[k].runs)
       std::memcpy(params + graph_.params[k].storage + run.local, flat.data() + run.full, run.count * sizeof(float));
 }
 
-OptimizerState ParallelGptStep::optimizer_state() const {
+OptimizerState Runner::optimizer_state() const {
+  if (device_) return device_->optimizer_state();
   OptimizerState s;
   s.steps = optimizer_->steps_taken();
   const ShardRange shard = optimizer_->shard();
   auto local_of = [&](const std::vector<float>& moments) {
-    std::vector<float> padded(shard.size() * (layout_.zero1 ? grid_.shape().dp : 1), 0.0f);
-    if (layout_.zero1) {
-      comms_.dp->all_gather(moments.data(), padded.data(), shard.size(), DType::f32);
+    std::vector<float> padded(shard.size() * (opt_.layout.zero1 ? c_->grid.shape().dp : 1), 0.0f);
+    if (opt_.layout.zero1) {
+      c_->comms.dp->all_gather(moments.data(), padded.data(), shard.size(), DType::f32);
     } else {
       padded = moments;
     }
@@ -399,10 +408,11 @@ OptimizerState ParallelGptStep::optimizer_state() const {
   return s;
 }
 
-void ParallelGptStep::set_optimizer_state(const OptimizerState& s) {
+void Runner::set_optimizer_state(const OptimizerState& s) {
   const size_t n = static_cast<size_t>(n_full_);
   if (s.m.size() != n || s.v.size() != n || s.steps < 0)
     user_error("optimizer state: ", s.m.size(), "/", s.v.size(), " moments for a model of ", n, " parameters");
+  if (device_) return device_->set_optimizer_state(s);
   const ShardRange shard = optimizer_->shard();
   auto shard_of = [&](const std::vector<float>& full, std::vector<float>& moments) {
     std::vector<float> local(std::max(n_local_, shard.end), 0.0f);
@@ -419,12 +429,12 @@ void ParallelGptStep::set_optimizer_state(const OptimizerState& s) {
 
 // One line per rank and step (FERRY_RANK_LOG=1): replicas that trained in step print the same
 // loss and the same hash of their parameters.
-void ParallelGptStep::log_rank(const StepResult& r) const {
+void Runner::log_rank(const StepResult& r) const {
   uint64_t h = 1469598103934665603ull;  // FNV-1a over the bytes of this rank's parameters
   const auto* bytes = reinterpret_cast<const unsigned char*>(params_ptr());
   for (size_t i = 0; i < n_local_ * sizeof(float); ++i) h = (h ^ bytes[i]) * 1099511628211ull;
   std::fprintf(stderr, "ferry-rank: step %d rank %d tp %d dp %d pp %d loss %.9g params %016llx\n", steps_,
-               world_.rank(), coord_.tp, coord_.dp, coord_.pp, r.loss, static_cast<unsigned long long>(h));
+               c_->world.rank(), c_->coord.tp, c_->coord.dp, c_->coord.pp, r.loss, static_cast<unsigned long long>(h));
 }
 
 }  // namespace ferry::parallel

@@ -1,4 +1,4 @@
-// engine/error.h — the one error path.
+// base/error.h — the one error path, shared by every room (kernels, engine, parallel, tools).
 //
 // UserError: bad input from a person (config, flag, data file, checkpoint). The command line prints
 // its message as one line and exits with status 2.

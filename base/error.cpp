@@ -1,5 +1,5 @@
-// engine/error.cpp
-#include "engine/error.h"
+// base/error.cpp
+#include "base/error.h"
 
 namespace ferry {
 

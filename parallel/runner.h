@@ -1,0 +1,163 @@
+// parallel/runner.h — the one step runner: a built graph, a backend, the optimizer and the rank
+// grid's communicators, behind the StepRunner interface (engine/train/step.h), so that every loop
+// (pretraining, fine-tuning) runs every layout. One process is its one-rank case.
+//
+// The runner is handed a RankGraph: this rank's forward graph, already rewritten by the step
+// factory (parallel/step_factory.h: TP shards, the PP stage, label counts), and where its
+// parameters sit in the single-process flat order. It derives backward once and runs:
+//   pp = 1   every micro-batch forward + backward (gradient accumulation)
+//   pp > 1   the micro-batches on a 1F1B schedule (Narayanan et al., 2021), one activation arena
+//            per micro-batch in flight, activations and gradients sent point to point
+// then sums gradients over DP (buckets during the last backward, or a reduce-scatter with
+// ZeRO-1), all-reduces the tied embedding's gradient between the first and last stages, clips by
+// the global norm and updates with AdamW over its shard (engine/optim/adamw.h: one segment table;
+// without ZeRO-1 the shard is the whole buffer).
+// Loss normalisation equals one process with the global batch: a graph whose every row is a
+// target (GPT pretraining) carries 1/(dp · micro-batches) in its loss node; a graph with label
+// counts (RankGraph::label_counts) is fed, per micro-batch, the number of labelled rows of the
+// global micro-batch (summed over DP), so each rank's loss is its share of the global mean.
+// parameters() and optimizer_state() are the full single-process flat order on every rank.
+//
+// On the CUDA backend one rank runs the captured device step (engine/cuda/device_step.h); plain DP
+// sums its gradients through the communicator's host buffers after backward (eager steps); other
+// layouts on CUDA are refused (see docs/ARCHITECTURE.md, "The runner").
+#pragma once
+#include <deque>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "engine/executor.h"
+#include "engine/optim/adamw.h"
+#include "engine/train/step.h"
+#include "parallel/collective_groups.h"
+#include "parallel/data_parallel.h"
+#include "parallel/param_layout.h"
+#include "parallel/rank_grid.h"
+
+namespace ferry::gpu {
+class DeviceStep;  // engine/cuda/device_step.h
+}
+
+namespace ferry::parallel {
+
+struct ParallelLayout {
+  int tp = 1;
+  int pp = 1;
+  bool zero1 = false;
+  size_t bucket_elems = size_t{1} << 22;  // 16 MiB of f32 gradients per DP bucket
+};
+
+// A cross_entropy node's label count: value `count` (i32 [1], a graph input) is set before each
+// forward to the number of rows of `targets` (a single-process input id) that are not `ignore`,
+// summed over the DP group.
+struct LabelCount {
+  int count = -1;
+  int targets = -1;
+  int ignore = -1;
+};
+
+// This rank's share of the model, as the step factory built it.
+struct RankGraph {
+  Graph graph;                        // forward only
+  std::vector<ParamOrigin> origins;   // per model parameter of graph
+  int n_model_params = 0;             // params [0, n) are the model's; the rest hold received activations
+  int64_t n_full = 0;                 // parameters of the single-process graph (logical order)
+  std::map<int, int> input_map;       // single-process input value → value of graph
+  std::vector<int> recv, send, send_grad;  // pipeline (parallel/pipeline.h)
+  std::vector<int> tied_params;       // model params whose gradient is summed between first and last stage
+  std::vector<LabelCount> label_counts;
+};
+
+// The communicators a runner uses, made once from the rank grid (the TP group is registered for
+// the collective nodes of a rewritten graph).
+struct RunnerComms {
+  RunnerComms(Communicator& world, RankGrid grid);
+  // One process: a world of one, owned here.
+  RunnerComms();
+  std::unique_ptr<Communicator> own_world;
+  Communicator& world;
+  RankGrid grid;
+  GridCoord coord;
+  GridCommunicators comms;
+  std::unique_ptr<GroupRegistration> tp_group;
+  std::unique_ptr<Communicator> tie;  // first and last pipeline stage, when they share parameters
+};
+
+struct RunnerOptions {
+  AdamWConfig adamw;
+  ParallelLayout layout;
+  int micro_batches = 0;  // the count the loss scale was built for; 0: any
+  size_t memory_limit = 0;
+};
+
+class Runner final : public StepRunner {
+ public:
+  Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend, RunnerOptions opt);
+  ~Runner() override;
+
+  StepResult train(const std::vector<Batch>& micro_batches, float lr) override;
+  double evaluate(const Batch& batch) override;
+  std::vector<float> parameters() const override;
+  void set_parameters(const std::vector<float>& flat) override;
+  OptimizerState optimizer_state() const override;
+  void set_optimizer_state(const OptimizerState& s) override;
+  size_t arena_bytes() const override { return executor_->plan().arena_bytes; }
+  size_t unshared_bytes() const override { return executor_->plan().unshared_bytes; }
+  DataShard data_shard() const override { return {c_->coord.dp, c_->grid.shape().dp}; }
+  bool writes_output() const override { return c_->world.rank() == 0; }
+
+  const RankGrid& grid() const { return c_->grid; }
+  const Graph& graph() const { return graph_; }
+  Executor& executor() { return *executor_; }
+  // How many DP buckets the last step reduced while backward was still running.
+  int buckets_reduced_during_backward() const { return buckets_ ? buckets_->reduced_during_backward() : 0; }
+  // CUDA backend: replay the captured step (default) or run every step eagerly; nodes of the
+  // captured step graph (0 on the CPU or before a capture).
+  void set_graph_replay(bool on);
+  size_t graph_nodes() const;
+
+ private:
+  struct InFlight {
+    DeviceBuffer arena;
+    std::vector<float> received;
+  };
+  void load(const Batch& b);
+  void reduce_on_host(void* grads, size_t n);
+  float* params_ptr() const { return executor_->params().as<float>(); }
+  float* grads_ptr() const { return executor_->grads().as<float>(); }
+  // Pipeline pieces.
+  void write_received(const std::vector<float>& data);
+  std::vector<float> pack(const std::vector<int>& values) const;
+  std::vector<float> received_grads() const;
+  std::vector<float> forward_micro(const Batch& b, const std::vector<float>& received, double& loss_sum);
+  std::vector<float> backward_micro(const std::vector<float>& dgrad, bool last);
+  double run_1f1b(const std::vector<Batch>& micro);
+  void reduce_and_update(float lr, StepResult& r);
+  // Full ⇄ local flat copies over the owned runs.
+  void gather_full(const std::vector<float>& local, std::vector<float>& full) const;
+  void log_rank(const StepResult& r) const;
+
+  std::unique_ptr<RunnerComms> c_;
+  Backend& backend_;
+  RunnerOptions opt_;
+  int64_t n_full_ = 0;
+  std::map<int, int> input_map_;
+  std::vector<LabelCount> label_counts_;
+
+  Graph graph_;
+  std::vector<ParamOrigin> origins_;
+  int n_model_params_ = 0;
+  size_t n_local_ = 0;            // elements of the model parameters' storage
+  std::vector<int> tied_params_;
+  std::vector<int> recv_, send_, send_grad_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<gpu::DeviceStep> device_;  // CUDA backend, one rank
+  std::unique_ptr<GradientBuckets> buckets_;
+  std::deque<InFlight> in_flight_;
+  std::vector<DeviceBuffer> spare_arenas_;
+  int steps_ = 0;
+};
+
+}  // namespace ferry::parallel
