@@ -573,7 +573,7 @@ void setup(CLI::App& app) {
   app.add_option("--device", a->device, "auto | cpu | cuda");
   auto config = std::make_shared<std::string>();
   app.add_option("--config", *config,
-                 "TOML file of options, keys named as the flags (batch-size = 16); flags given here override it");
+                 "TOML file of options, keys named as the flags in snake_case (batch_size = 16); flags given here override it");
   app.callback([a, config, &app] {
     if (!config->empty()) ferry::config::apply_flag_file(app, *config);
     run(*a);
