@@ -6,7 +6,7 @@
 // around each repetition, median of ≥ 20; inputs rotate over enough copies that one repetition does
 // not find the previous one's data in L2. Attention rows run ferry's kernel and, in a build with
 // cuDNN, cuDNN's fused attention on the same inputs; --attention-choice PATH writes the verdict
-// `--attention auto` reads (kernels/cuda/attention_choice.h): cuDNN's forward and backward checked
+// `attention = auto` reads (engine/attention_choice.h): cuDNN's forward and backward checked
 // against the CPU reference on this card (poisoned workspace, causal and padded, both head dims),
 // and the two backends' times. Speed alone never makes the verdict cuDNN.
 // The embedding backward runs on uniform ids and on real-corpus ids (--tokens: a token shard or a
@@ -37,7 +37,7 @@
 #include "kernels/layernorm.h"
 #include "kernels/matmul.h"
 #if FERRY_WITH_CUDNN
-#include "kernels/cuda/attention_choice.h"
+#include "engine/attention_choice.h"
 #include "kernels/cuda/attention_cudnn.h"
 #endif
 
@@ -376,8 +376,8 @@ CudnnCheck check_cudnn_attention(gpu::CudnnAttention& cudnn) {
           bwd_fail = std::string("failed: d") + "QKV"[which] + " relative error " + std::to_string(e) + where;
       }
     }
-    r.forward = fwd_fail.empty() ? gpu::kCheckPassed : fwd_fail;
-    r.backward = bwd_fail.empty() ? gpu::kCheckPassed : bwd_fail;
+    r.forward = fwd_fail.empty() ? ferry::kCheckPassed : fwd_fail;
+    r.backward = bwd_fail.empty() ? ferry::kCheckPassed : bwd_fail;
   } catch (const std::exception& e) {
     r.forward = fwd_fail.empty() ? std::string("failed: ") + e.what() : fwd_fail;
     r.backward = bwd_fail.empty() ? std::string("failed: ") + e.what() : bwd_fail;
@@ -622,7 +622,7 @@ int main(int argc, char** argv) {
   // The verdict: cuDNN checked against the reference on this card (forward and backward), then
   // both backends measured at every attention shape of this run.
   if (attention_choice) {
-    gpu::AttentionVerdict v;
+    ferry::AttentionVerdict v;
     v.device = prop.name;
     v.cudnn_version = gpu::cudnn_runtime_version();
     v.ferry_ms = g_attention_ferry_ms;
@@ -634,11 +634,11 @@ int main(int argc, char** argv) {
     } else {
       v.forward_check = v.backward_check = "not run: " + gpu::cudnn_attention_unsupported_reason(0, true);
     }
-    gpu::write_attention_choice(attention_choice, v);
+    ferry::write_attention_choice(attention_choice, v);
     std::printf("attention verdict: cuDNN forward check %s, backward check %s; fwd+bwd over all shapes ferry %.3f ms, "
                 "cuDNN %.3f ms -> %s\n",
                 v.forward_check.c_str(), v.backward_check.c_str(), v.ferry_ms, v.cudnn_ms,
-                gpu::attention_backend_name(gpu::read_attention_choice(attention_choice, v.device, v.cudnn_version)));
+                ferry::attention_backend_name(ferry::read_attention_choice(attention_choice, v.device, v.cudnn_version)));
   }
   g_cudnn.reset();  // while the CUDA context still exists
 #endif

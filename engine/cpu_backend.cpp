@@ -8,6 +8,7 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/device.h"
 #include "base/error.h"
+#include "base/setting_error.h"
 
 namespace ferry {
 
@@ -37,8 +38,8 @@ class CpuBackend final : public Backend {
 
 void Backend::select_attention(const std::string& requested) {
   if (requested == "ferry" || requested == "auto") return;
-  if (requested == "cudnn") user_error("--attention cudnn needs the CUDA backend (this run uses the ", name(), " one)");
-  user_error("--attention: expected ferry, cudnn or auto, got '", requested, "'");
+  if (requested == "cudnn") setting_error("attention", "cudnn needs the CUDA backend (this run uses the ", name(), " one)");
+  setting_error("attention", "'", requested, "' is not one of ferry, cudnn, auto");
 }
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }

@@ -7,6 +7,7 @@
 
 #include "engine/autodiff.h"
 #include "base/error.h"
+#include "base/setting_error.h"
 #include "engine/ops/ops.h"
 
 namespace ferry::parallel {
@@ -39,7 +40,7 @@ void register_pipeline_ops() {
 }
 
 std::vector<std::pair<int, int>> stage_layers(int n_layer, int pp) {
-  if (pp < 1 || n_layer < pp) user_error("--pp ", pp, ": the model's ", n_layer, " layers cannot fill ", pp, " stages");
+  if (pp < 1 || n_layer < pp) setting_error("pp", pp, ": the model's ", n_layer, " layers cannot fill ", pp, " stages");
   std::vector<std::pair<int, int>> r;
   int first = 0;
   for (int s = 0; s < pp; ++s) {

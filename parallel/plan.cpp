@@ -7,6 +7,7 @@
 
 #include "engine/autodiff.h"
 #include "base/error.h"
+#include "base/setting_error.h"
 #include "engine/planner.h"
 #include "parallel/pipeline.h"
 #include "parallel/tensor_parallel.h"
@@ -66,16 +67,16 @@ int64_t param_elements(const Graph& g, int n, const char* only = nullptr) {
 Plan plan_layout(const PlanRequest& req) {
   const ClusterShape& c = req.cluster;
   const int world = req.tp * req.pp * req.dp;
-  if (req.tp < 1 || req.pp < 1 || req.dp < 1) user_error("--tp, --pp and --dp must be at least 1");
+  if (req.tp < 1 || req.pp < 1 || req.dp < 1) user_error("tp, pp and dp must be at least 1");
   if (world != c.nodes * c.gpus_per_node)
-    user_error("--tp ", req.tp, " × --pp ", req.pp, " × --dp ", req.dp, " = ", world, " ranks, but --nodes ", c.nodes,
-               " × --gpus-per-node ", c.gpus_per_node, " = ", c.nodes * c.gpus_per_node, " GPUs");
-  if (req.tp > c.gpus_per_node) user_error("--tp ", req.tp, ": a tensor-parallel group must fit in one node (",
-                                           c.gpus_per_node, " GPUs)");
-  if (req.micro_batch < 1 || req.grad_accum < 1) user_error("--micro-batch and --grad-accum must be at least 1");
+    user_error("tp ", req.tp, " × pp ", req.pp, " × dp ", req.dp, " = ", world, " ranks, but nodes ", c.nodes,
+               " × gpus_per_node ", c.gpus_per_node, " = ", c.nodes * c.gpus_per_node, " GPUs");
+  if (req.tp > c.gpus_per_node) setting_error("tp", req.tp, ": a tensor-parallel group must fit in one node (",
+                                              c.gpus_per_node, " GPUs)");
+  if (req.micro_batch < 1 || req.grad_accum < 1) user_error("micro_batch and grad_accum must be at least 1");
   GptConfig m = req.model;
   const int T = req.seq_len ? req.seq_len : m.max_seq_len;
-  if (T > m.max_seq_len) user_error("--seq-len ", T, " exceeds the model's ", m.max_seq_len, " positions");
+  if (T > m.max_seq_len) setting_error("seq_len", T, " exceeds the model's ", m.max_seq_len, " positions");
   Plan p;
   p.vocab_padded = padded_vocab(m.vocab_size, req.tp);  // the graphs below pad the real vocabulary themselves
   check_tensor_parallel(m, req.tp);

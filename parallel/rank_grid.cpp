@@ -9,16 +9,16 @@ std::string GridShape::to_string() const { return str_cat("tp", tp, "×dp", dp, 
 
 RankGrid::RankGrid(GridShape shape, int world_size) : shape_(shape) {
   if (shape.tp < 1 || shape.dp < 1 || shape.pp < 1)
-    user_error("parallel layout ", shape.to_string(), ": --tp, --pp and the data-parallel degree must be at least 1");
+    user_error("parallel layout ", shape.to_string(), ": tp, pp and the data-parallel degree must be at least 1");
   if (shape.world_size() != world_size)
     user_error("parallel layout ", shape.to_string(), " needs ", shape.world_size(), " ranks but the job has ",
                world_size);
 }
 
 RankGrid RankGrid::from_tp_pp(int tp, int pp, int world_size) {
-  if (tp < 1 || pp < 1) user_error("--tp ", tp, " --pp ", pp, ": both must be at least 1");
+  if (tp < 1 || pp < 1) user_error("tp ", tp, " × pp ", pp, ": both must be at least 1");
   if (world_size % (tp * pp) != 0)
-    user_error("--tp ", tp, " --pp ", pp, ": the job's ", world_size, " ranks are not a multiple of tp·pp = ", tp * pp);
+    user_error("tp ", tp, " × pp ", pp, ": the job's ", world_size, " ranks are not a multiple of tp·pp = ", tp * pp);
   return RankGrid(GridShape{tp, world_size / (tp * pp), pp}, world_size);
 }
 

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "base/setting_error.h"
 
 namespace ferry::parallel {
 
@@ -36,8 +37,8 @@ ParamSplit split_of(const std::string& name) {
 }  // namespace
 
 void check_tensor_parallel(const GptConfig& c, int t) {
-  if (t < 1) user_error("--tp ", t, ": must be at least 1");
-  if (c.n_head % t != 0) user_error("--tp ", t, ": model.n_head (", c.n_head, ") must be divisible by it");
+  if (t < 1) setting_error("tp", t, ": must be at least 1");
+  if (c.n_head % t != 0) setting_error("tp", t, ": model.n_head (", c.n_head, ") must be divisible by it");
 }
 
 int vocab_shard_rows(int vocab_size, int t) {

@@ -7,6 +7,7 @@
 #include <regex>
 
 #include "engine/checkpoint/atomic_file.h"
+#include "engine/config_fields.h"
 #include "engine/checkpoint/hash64.h"
 #include "base/error.h"
 
@@ -24,44 +25,19 @@ struct Array {
 
 }  // namespace
 
-nlohmann::json gpt_config_to_json(const GptConfig& c) {
-  return {{"preset", c.preset},       {"n_layer", c.n_layer},       {"n_head", c.n_head},
-          {"n_embd", c.n_embd},       {"vocab_size", c.vocab_size}, {"max_seq_len", c.max_seq_len},
-          {"tied_head", c.tied_head}, {"causal", c.causal}};
-}
+nlohmann::json gpt_config_to_json(const GptConfig& c) { return fields_to_json(c); }
 
 GptConfig gpt_config_from_json(const nlohmann::json& j, const std::string& where) {
   GptConfig c;
-  auto get = [&](const char* key, auto& out) {
-    if (!j.is_object() || !j.contains(key)) user_error(where, ": model config lacks '", key, "'");
-    try {
-      j.at(key).get_to(out);
-    } catch (const nlohmann::json::exception&) {
-      user_error(where, ": model config field '", key, "' has the wrong type");
-    }
-  };
-  get("preset", c.preset);
-  get("n_layer", c.n_layer);
-  get("n_head", c.n_head);
-  get("n_embd", c.n_embd);
-  get("vocab_size", c.vocab_size);
-  get("max_seq_len", c.max_seq_len);
-  get("tied_head", c.tied_head);
-  get("causal", c.causal);
+  fields_from_json(j, c, where, "model config");
   return c;
 }
 
 std::string model_difference(const GptConfig& a, const GptConfig& b) {
-  auto field = [](const char* name, auto x, auto y) -> std::string {
-    if (x == y) return "";
-    return std::string("model.") + name + ": " + std::to_string(x) + " vs " + std::to_string(y);
-  };
-  for (const std::string& d : {field("n_layer", a.n_layer, b.n_layer), field("n_head", a.n_head, b.n_head),
-                               field("n_embd", a.n_embd, b.n_embd), field("vocab_size", a.vocab_size, b.vocab_size),
-                               field("max_seq_len", a.max_seq_len, b.max_seq_len),
-                               field("tied_head", int(a.tied_head), int(b.tied_head)),
-                               field("causal", int(a.causal), int(b.causal))})
-    if (!d.empty()) return d;
+  const auto x = fields_as_text(a), y = fields_as_text(b);
+  for (size_t i = 0; i < x.size(); ++i)
+    if (x[i].first != "preset" && x[i].second != y[i].second)  // the preset is a label, not the architecture
+      return "model." + x[i].first + ": " + x[i].second + " vs " + y[i].second;
   return "";
 }
 

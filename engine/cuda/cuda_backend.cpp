@@ -3,6 +3,7 @@
 
 #include "engine/device.h"
 #include "base/error.h"
+#include "base/setting_error.h"
 
 #if FERRY_WITH_CUDA
 #include "engine/cuda/cuda_context.h"
@@ -28,7 +29,7 @@ CudaBackend::CudaBackend() {
 }
 
 void CudaBackend::select_attention(const std::string& requested) {
-  attention_ = kernels::cuda::choose_attention(requested);
+  attention_ = choose_attention(requested);
 }
 
 kernels::cuda::CudnnAttention& CudaBackend::cudnn_attention() {
@@ -89,7 +90,7 @@ CudaBackend& cuda_backend(Backend& b) {
 bool cuda_backend_built() { return true; }
 
 std::unique_ptr<Backend> make_cuda_backend() {
-  if (cuda_device_count() == 0) user_error("--device cuda: ", device_summary());
+  if (cuda_device_count() == 0) setting_error("device", "cuda: ", device_summary());
   return std::make_unique<gpu::CudaBackend>();
 }
 
@@ -98,7 +99,7 @@ std::unique_ptr<Backend> make_cuda_backend() {
 bool cuda_backend_built() { return false; }
 
 std::unique_ptr<Backend> make_cuda_backend() {
-  user_error("--device cuda: this ferry was built without CUDA (no nvcc at configure time); use --device cpu");
+  setting_error("device", "cuda: this ferry was built without CUDA (no nvcc at configure time); the cpu device runs here");
 }
 
 #endif

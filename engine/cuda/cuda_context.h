@@ -7,7 +7,7 @@
 
 #include "engine/backend.h"
 #include "engine/workspace.h"
-#include "kernels/cuda/attention_choice.h"
+#include "engine/attention_choice.h"
 #include "kernels/cuda/attention_cudnn.h"
 #include "kernels/matmul.h"
 
@@ -46,10 +46,10 @@ class CudaBackend final : public Backend {
   void set_capturing(bool on) { workspaces_.set_capturing(on); }
   bool capturing() const { return workspaces_.capturing(); }
 
-  // Which attention kernels run (kernels/cuda/attention_choice.h: choose_attention); cuDNN's object
-  // and its plan cache are made on first use.
+  // Which attention kernels run (engine/attention_choice.h: choose_attention); cuDNN's object and
+  // its plan cache are made on first use.
   void select_attention(const std::string& requested) override;
-  bool uses_cudnn_attention() const { return attention_ == kernels::cuda::AttentionBackend::Cudnn; }
+  bool uses_cudnn_attention() const { return attention_ == AttentionBackend::Cudnn; }
   kernels::cuda::CudnnAttention& cudnn_attention();
 
  private:
@@ -58,7 +58,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<kernels::cuda::Matmul> matmul_;
   WorkspaceRouter workspaces_{*this};
   size_t capacity_ = 0;
-  kernels::cuda::AttentionBackend attention_ = kernels::cuda::AttentionBackend::Ferry;
+  AttentionBackend attention_ = AttentionBackend::Ferry;
   std::unique_ptr<kernels::cuda::CudnnAttention> cudnn_;
 };
 

@@ -11,6 +11,7 @@
 #include "engine/cuda/cuda_context.h"
 #include "engine/cuda/engine_kernels.h"
 #include "base/error.h"
+#include "base/setting_error.h"
 #include "engine/op.h"
 #include "engine/ops/ops.h"
 #include "kernels/adamw.h"
@@ -50,6 +51,20 @@ const int32_t* i32(const KernelCall& c, size_t k) {
 
 CudaBackend& be(KernelCall& c) { return cuda_backend(c.backend); }
 cudaStream_t stream(KernelCall& c) { return be(c).stream(); }
+
+// cuDNN says what it cannot run here as a kernel error (a UserError from
+// kernels/cuda/attention_cudnn.*); cuDNN runs because the `attention` setting chose it, so the
+// error names that setting (and the way out).
+template <typename F>
+void as_attention_setting(F&& run) {
+  try {
+    run();
+  } catch (const SettingError&) {
+    throw;
+  } catch (const UserError& e) {
+    setting_error("attention", "cudnn: ", e.what(), "; ferry's attention runs everywhere");
+  }
+}
 
 struct AttnDims {
   int B, T, NH, HS;
@@ -113,16 +128,18 @@ void attach_all() {
     kc::gelu_backward(bf(c, c.out[0]), bf(c, c.in[0]), bf(c, c.in[1]), size_t(c.in[0].numel()), stream(c));
   });
 
-  // Flash kernels for head sizes 64 and 128 (ferry's, or cuDNN's under --attention cudnn); the plain
+  // Flash kernels for head sizes 64 and 128 (ferry's, or cuDNN's under attention = cudnn); the plain
   // kernels for the small heads of test models.
   set_op_kernel("attention", Device::CUDA, [](KernelCall& c) {
     const AttnDims d = attn_dims(c.in[0].shape, c.node.attrs.i("n_head"));
     const bool causal = c.node.attrs.flag("causal");
     if (flash_head(d.HS) && be(c).uses_cudnn_attention()) {
-      auto& cudnn = be(c).cudnn_attention();
-      const size_t ws = cudnn.forward_workspace_bytes(d.B, d.T, d.NH, d.HS, causal, i32(c, 1) != nullptr);
-      cudnn.forward(bf(c, c.out[0]), f32(c, c.out[1]), bf(c, c.in[0]), i32(c, 1), d.B, d.T, d.NH, d.HS, causal,
-                    be(c).workspace(ws), ws, stream(c));
+      as_attention_setting([&] {
+        auto& cudnn = be(c).cudnn_attention();
+        const size_t ws = cudnn.forward_workspace_bytes(d.B, d.T, d.NH, d.HS, causal, i32(c, 1) != nullptr);
+        cudnn.forward(bf(c, c.out[0]), f32(c, c.out[1]), bf(c, c.in[0]), i32(c, 1), d.B, d.T, d.NH, d.HS, causal,
+                      be(c).workspace(ws), ws, stream(c));
+      });
     } else if (flash_head(d.HS))
       kc::attention_forward(bf(c, c.out[0]), f32(c, c.out[1]), bf(c, c.in[0]), i32(c, 1), d.B, d.T, d.NH, d.HS,
                             causal, stream(c));
@@ -134,10 +151,12 @@ void attach_all() {
     const AttnDims d = attn_dims(c.in[1].shape, c.node.attrs.i("n_head"));
     const bool causal = c.node.attrs.flag("causal");
     if (flash_head(d.HS) && be(c).uses_cudnn_attention()) {
-      auto& cudnn = be(c).cudnn_attention();
-      const size_t ws = cudnn.backward_workspace_bytes(d.B, d.T, d.NH, d.HS, causal, i32(c, 4) != nullptr);
-      cudnn.backward(bf(c, c.out[0]), bf(c, c.in[0]), bf(c, c.in[1]), bf(c, c.in[2]), f32(c, c.in[3]), i32(c, 4), d.B,
-                     d.T, d.NH, d.HS, causal, be(c).workspace(ws), ws, stream(c));
+      as_attention_setting([&] {
+        auto& cudnn = be(c).cudnn_attention();
+        const size_t ws = cudnn.backward_workspace_bytes(d.B, d.T, d.NH, d.HS, causal, i32(c, 4) != nullptr);
+        cudnn.backward(bf(c, c.out[0]), bf(c, c.in[0]), bf(c, c.in[1]), bf(c, c.in[2]), f32(c, c.in[3]), i32(c, 4),
+                       d.B, d.T, d.NH, d.HS, causal, be(c).workspace(ws), ws, stream(c));
+      });
     } else if (flash_head(d.HS)) {
       const size_t ws = kc::attention_backward_workspace_bytes(d.B, d.T, d.NH);
       kc::attention_backward(bf(c, c.out[0]), bf(c, c.in[0]), bf(c, c.in[1]), bf(c, c.in[2]), f32(c, c.in[3]),

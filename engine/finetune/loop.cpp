@@ -6,12 +6,13 @@
 #include <cstdio>
 
 #include "base/error.h"
-#include "engine/train/lr_schedule.h"
+#include "base/setting_error.h"
+#include "engine/train/loop.h"
 
 namespace ferry {
 
 LoopResult run_finetune_loop(const LoopConfig& c, const LoopHooks& h, const std::vector<float>& initial) {
-  if (c.max_steps <= 0) user_error("--steps must be positive, got ", c.max_steps);
+  if (c.max_steps <= 0) setting_error("steps", "must be positive, got ", c.max_steps);
   const bool gradual = c.unfreeze_every > 0;
   int unfrozen = gradual ? 1 : -1;
   std::unique_ptr<StepRunner> step = h.make_step(unfrozen);
@@ -39,7 +40,8 @@ LoopResult run_finetune_loop(const LoopConfig& c, const LoopHooks& h, const std:
     if (say) std::fprintf(stderr, "step %5d | dev %.4f%s\n", s, m, better ? " (best)" : "");
   };
 
-  const auto start = std::chrono::steady_clock::now();
+  const Schedule schedule{c.max_steps, c.warmup_steps, c.lr, c.min_lr};
+  const Pace pace;
   for (int s = 1; s <= c.max_steps; ++s) {
     if (gradual && (s - 1) > 0 && (s - 1) % c.unfreeze_every == 0 && unfrozen <= h.n_layer) {
       // One more block (then the embeddings) joins; parameters and moments carry over.
@@ -52,21 +54,21 @@ LoopResult run_finetune_loop(const LoopConfig& c, const LoopHooks& h, const std:
       if (say) std::fprintf(stderr, "step %5d | unfrozen: top %d of %d blocks%s\n", s, std::min(unfrozen, h.n_layer),
                    h.n_layer, unfrozen > h.n_layer ? " and the embeddings" : "");
     }
-    const float lr = learning_rate(s - 1, c.max_steps, c.warmup_steps, c.lr, c.min_lr);
-    const StepResult res = step->train(h.next_batches(s), lr);
-    if (!std::isfinite(res.loss)) user_error("fine-tuning diverged at step ", s, ": loss is ", res.loss, " (lower --lr)");
+    const ScheduledStep scheduled = train_step(*step, h.next_batches(s), s, schedule, "fine-tuning", "lr");
+    const float lr = scheduled.lr;
+    const StepResult& res = scheduled.result;
     r.final_train_loss = res.loss;
     r.steps = s;
     r.history.push_back({s, res.loss, lr, 0.0, false});
     if (say && c.log_every > 0 && (s % c.log_every == 0 || s == 1)) {
       // ETA from the training steps' pace so far (dev evaluations included in it).
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double elapsed = pace.elapsed_s();
       const double eta = elapsed / s * (c.max_steps - s);
       std::fprintf(stderr, "step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | %.1fs | eta %.0fs\n", s,
                    c.max_steps, res.loss, lr, res.grad_norm, c.tokens_per_step > 0 ? c.tokens_per_step * s / elapsed : 0.0,
                    elapsed, eta);
     }
-    const bool eval_now = (c.eval_every > 0 && s % c.eval_every == 0) || s == c.max_steps;
+    const bool eval_now = due(s, c.eval_every, c.max_steps) || s == c.max_steps;  // always at the end
     if (eval_now) {
       evaluate(s);
       if (c.patience > 0 && since_best >= c.patience) {

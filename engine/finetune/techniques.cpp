@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "base/setting_error.h"
 
 namespace ferry {
 
@@ -17,7 +18,7 @@ int lower_bound_of(const std::string& freeze) {
     if (used == freeze.size() - 6 && n >= 0) return n;
   } catch (const std::exception&) {
   }
-  user_error("--freeze: '", freeze, "' is not lower:N with N >= 0");
+  setting_error("freeze", "'", freeze, "' is not lower:N with N >= 0");
 }
 
 bool is_head(const std::string& n) { return n.rfind("head.", 0) == 0; }
@@ -28,15 +29,15 @@ bool is_final_norm(const std::string& n) { return n.rfind("ln_f.", 0) == 0; }
 
 void validate_techniques(const Techniques& t, const GptConfig& c) {
   if (t.freeze != "none" && t.freeze != "trunk") {
-    if (t.freeze.rfind("lower:", 0) != 0) user_error("--freeze: unknown '", t.freeze, "' (none, trunk, lower:N)");
+    if (t.freeze.rfind("lower:", 0) != 0) setting_error("freeze", "'", t.freeze, "' is not none, trunk or lower:N");
     if (lower_bound_of(t.freeze) > c.n_layer)
-      user_error("--freeze: ", t.freeze, " exceeds the model's ", c.n_layer, " layers");
+      setting_error("freeze", t.freeze, " exceeds the model's ", c.n_layer, " layers");
   }
   if (!(t.layer_lr_decay > 0.0f && t.layer_lr_decay <= 1.0f))
-    user_error("--layer-lr-decay must be in (0, 1], got ", t.layer_lr_decay);
-  if (t.lora.rank < 0) user_error("--lora-rank must be >= 0, got ", t.lora.rank);
-  if (t.lora.rank > 0 && !(t.lora.alpha > 0)) user_error("--lora-alpha must be positive, got ", t.lora.alpha);
-  if (t.unfreeze_every < 0) user_error("--unfreeze-every must be >= 0, got ", t.unfreeze_every);
+    setting_error("layer_lr_decay", "must be in (0, 1], got ", t.layer_lr_decay);
+  if (t.lora.rank < 0) setting_error("lora_rank", "must be >= 0, got ", t.lora.rank);
+  if (t.lora.rank > 0 && !(t.lora.alpha > 0)) setting_error("lora_alpha", "must be positive, got ", t.lora.alpha);
+  if (t.unfreeze_every < 0) setting_error("unfreeze_every", "must be >= 0, got ", t.unfreeze_every);
 }
 
 void apply_techniques(Graph& g, const GptConfig& c, const Techniques& t, int unfrozen_top) {

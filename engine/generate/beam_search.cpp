@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "base/error.h"
+#include "base/setting_error.h"
 #include "engine/generate/kv_cache.h"
 
 namespace ferry {
@@ -72,7 +73,7 @@ void finish(Source& s, const Live& l, double log_prob, bool ended, float penalty
 std::vector<BeamHypothesis> beam_search(const GptConfig& c, const std::vector<float>& flat,
                                         const std::vector<std::vector<int32_t>>& prompts, const BeamOptions& o,
                                         int max_len) {
-  if (o.beam < 1) user_error("--beam must be at least 1, got ", o.beam);
+  if (o.beam < 1) setting_error("beam", "must be at least 1, got ", o.beam);
   if (o.max_new_tokens < 1) user_error("max new tokens must be at least 1, got ", o.max_new_tokens);
   const int S = static_cast<int>(prompts.size()), K = o.beam, V = c.vocab_size;
   std::vector<BeamHypothesis> best(S);

@@ -8,6 +8,7 @@
 // in llm.c's per-layer order, so interop is a fixed mapping.
 #pragma once
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/graph.h"
@@ -24,6 +25,20 @@ struct GptConfig {
   bool tied_head = true;
   bool causal = true;   // false: bidirectional encoder attention (BERT-style)
 };
+
+// GptConfig's field table (engine/config_fields.h): the [model] table of a run config, the "model"
+// of config.json and of every checkpoint, a task model's config — one list, one spelling.
+template <typename Self, typename F>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Self>, GptConfig>> visit_fields(Self& c, F&& f) {
+  f("preset", c.preset);  // a label: which preset the numbers came from (not compared)
+  f("n_layer", c.n_layer);
+  f("n_head", c.n_head);
+  f("n_embd", c.n_embd);
+  f("vocab_size", c.vocab_size);
+  f("max_seq_len", c.max_seq_len);
+  f("tied_head", c.tied_head);
+  f("causal", c.causal);
+}
 
 // Built-in presets: gpt2-124m, gpt2-350m, gpt2-774m, gpt2-1558m (GPT-2 sizes, vocab 50257, 1024
 // positions), and small ones for tests and CPU runs: tiny (4 layers, 128 wide), micro (2 layers, 64

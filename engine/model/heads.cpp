@@ -2,6 +2,7 @@
 #include "engine/model/heads.h"
 
 #include "base/error.h"
+#include "base/setting_error.h"
 
 namespace ferry {
 
@@ -11,7 +12,7 @@ Pooling parse_pooling(const std::string& name) {
   if (name == "first") return Pooling::First;
   if (name == "last") return Pooling::Last;
   if (name == "mean") return Pooling::Mean;
-  user_error("--pooling: unknown pooling '", name, "' (first, last or mean)");
+  setting_error("pooling", "'", name, "' is not first, last or mean");
 }
 
 const char* pooling_name(Pooling p) {

@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/config_fields.h"
 #include "engine/toml.h"
 
 #include "base/error.h"
@@ -62,6 +63,14 @@ class Section {
   std::set<std::string> seen_;
 };
 
+// A table read through its struct's field table; keys nobody asked for are refused.
+template <typename T>
+void read_table(toml::table& root, const char* name, const std::string& source, T& out) {
+  Section s(root[name].as_table(), name, source);
+  visit_fields(out, [&](const char* key, auto& field) { s.read(key, field); });
+  s.reject_unknown();
+}
+
 }  // namespace
 
 RunConfig parse_run_config(const std::string& text, const std::string& source) {
@@ -90,61 +99,12 @@ RunConfig parse_run_config(const std::string& text, const std::string& source) {
     }
     c.model = gpt_preset(preset);
     Section s(t, "model", source);
-    s.read("preset", c.model.preset);
-    s.read("n_layer", c.model.n_layer);
-    s.read("n_head", c.model.n_head);
-    s.read("n_embd", c.model.n_embd);
-    s.read("vocab_size", c.model.vocab_size);
-    s.read("max_seq_len", c.model.max_seq_len);
-    s.read("tied_head", c.model.tied_head);
-    s.read("causal", c.model.causal);
+    visit_fields(c.model, [&](const char* key, auto& field) { s.read(key, field); });
     s.reject_unknown();
   }
-  {
-    Section s(root["train"].as_table(), "train", source);
-    TrainConfig& t = c.train;
-    s.read("batch_size", t.batch_size);
-    s.read("seq_len", t.seq_len);
-    s.read("max_steps", t.max_steps);
-    s.read("grad_accum", t.grad_accum);
-    s.read("lr", t.lr);
-    s.read("min_lr", t.min_lr);
-    s.read("warmup_steps", t.warmup_steps);
-    s.read("beta1", t.adamw.beta1);
-    s.read("beta2", t.adamw.beta2);
-    s.read("eps", t.adamw.eps);
-    s.read("weight_decay", t.adamw.weight_decay);
-    s.read("grad_clip", t.adamw.grad_clip);
-    s.read("eval_every", t.eval_every);
-    s.read("eval_batches", t.eval_batches);
-    s.read("log_every", t.log_every);
-    s.read("seed", t.seed);
-    s.read("out_dir", t.out_dir);
-    s.read("device", t.device);
-    s.read("attention", t.attention);
-    s.read("memory_limit_gb", t.memory_limit_gb);
-    s.read("checkpoint_every", t.checkpoint_every);
-    s.read("keep_checkpoints", t.keep_checkpoints);
-    s.read("sample_every", t.sample_every);
-    s.read("sample_prompt", t.sample_prompt);
-    s.read("sample_tokens", t.sample_tokens);
-    s.reject_unknown();
-  }
-  {
-    Section s(root["data"].as_table(), "data", source);
-    s.read("source", c.data.source);
-    s.read("path", c.data.path);
-    s.read("val_fraction", c.data.val_fraction);
-    s.read("shuffle", c.data.shuffle);
-    s.reject_unknown();
-  }
-  {
-    Section s(root["parallel"].as_table(), "parallel", source);
-    s.read("tp", c.parallel.tp);
-    s.read("pp", c.parallel.pp);
-    s.read("zero1", c.parallel.zero1);
-    s.reject_unknown();
-  }
+  read_table(root, "train", source, c.train);
+  read_table(root, "data", source, c.data);
+  read_table(root, "parallel", source, c.parallel);
   return c;
 }
 
@@ -203,37 +163,10 @@ void validate_run_config(const RunConfig& c) {
 }
 
 nlohmann::json to_json(const RunConfig& c) {
-  const TrainConfig& t = c.train;
-  return {
-      {"model",
-       {{"preset", c.model.preset},
-        {"n_layer", c.model.n_layer},
-        {"n_head", c.model.n_head},
-        {"n_embd", c.model.n_embd},
-        {"vocab_size", c.model.vocab_size},
-        {"max_seq_len", c.model.max_seq_len},
-        {"tied_head", c.model.tied_head},
-        {"causal", c.model.causal}}},
-      {"train",
-       {{"batch_size", t.batch_size},     {"seq_len", t.seq_len},
-        {"max_steps", t.max_steps},       {"grad_accum", t.grad_accum},
-        {"lr", t.lr},                     {"min_lr", t.min_lr},
-        {"warmup_steps", t.warmup_steps}, {"beta1", t.adamw.beta1},
-        {"beta2", t.adamw.beta2},         {"eps", t.adamw.eps},
-        {"weight_decay", t.adamw.weight_decay}, {"grad_clip", t.adamw.grad_clip},
-        {"eval_every", t.eval_every},     {"eval_batches", t.eval_batches},
-        {"log_every", t.log_every},       {"seed", t.seed},
-        {"out_dir", t.out_dir},           {"device", t.device},           {"attention", t.attention},
-        {"memory_limit_gb", t.memory_limit_gb}, {"checkpoint_every", t.checkpoint_every},
-        {"keep_checkpoints", t.keep_checkpoints}, {"sample_every", t.sample_every},
-        {"sample_prompt", t.sample_prompt}, {"sample_tokens", t.sample_tokens}}},
-      {"data",
-       {{"source", c.data.source},
-        {"path", c.data.path},
-        {"val_fraction", c.data.val_fraction},
-        {"shuffle", c.data.shuffle}}},
-      {"parallel", {{"tp", c.parallel.tp}, {"pp", c.parallel.pp}, {"zero1", c.parallel.zero1}}},
-  };
+  return {{"model", fields_to_json(c.model)},
+          {"train", fields_to_json(c.train)},
+          {"data", fields_to_json(c.data)},
+          {"parallel", fields_to_json(c.parallel)}};
 }
 
 }  // namespace ferry

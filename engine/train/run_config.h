@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +52,52 @@ struct ParallelConfig {
   int pp = 1;
   bool zero1 = false;  // shard optimizer state across data-parallel ranks
 };
+
+// The field tables (engine/config_fields.h): the keys of the [train], [data] and [parallel] tables
+// of a run config, of config.json and of a checkpoint's run_config. [train] holds AdamW's settings.
+template <typename Self, typename F>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Self>, TrainConfig>> visit_fields(Self& t, F&& f) {
+  f("batch_size", t.batch_size);
+  f("seq_len", t.seq_len);
+  f("max_steps", t.max_steps);
+  f("grad_accum", t.grad_accum);
+  f("lr", t.lr);
+  f("min_lr", t.min_lr);
+  f("warmup_steps", t.warmup_steps);
+  f("beta1", t.adamw.beta1);
+  f("beta2", t.adamw.beta2);
+  f("eps", t.adamw.eps);
+  f("weight_decay", t.adamw.weight_decay);
+  f("grad_clip", t.adamw.grad_clip);
+  f("eval_every", t.eval_every);
+  f("eval_batches", t.eval_batches);
+  f("log_every", t.log_every);
+  f("seed", t.seed);
+  f("out_dir", t.out_dir);
+  f("device", t.device);
+  f("attention", t.attention);
+  f("memory_limit_gb", t.memory_limit_gb);
+  f("checkpoint_every", t.checkpoint_every);
+  f("keep_checkpoints", t.keep_checkpoints);
+  f("sample_every", t.sample_every);
+  f("sample_prompt", t.sample_prompt);
+  f("sample_tokens", t.sample_tokens);
+}
+
+template <typename Self, typename F>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Self>, DataConfig>> visit_fields(Self& d, F&& f) {
+  f("source", d.source);
+  f("path", d.path);
+  f("val_fraction", d.val_fraction);
+  f("shuffle", d.shuffle);
+}
+
+template <typename Self, typename F>
+std::enable_if_t<std::is_same_v<std::remove_const_t<Self>, ParallelConfig>> visit_fields(Self& p, F&& f) {
+  f("tp", p.tp);
+  f("pp", p.pp);
+  f("zero1", p.zero1);
+}
 
 struct RunConfig {
   GptConfig model;

@@ -1,6 +1,6 @@
-// kernels/cuda/attention_cudnn.cpp — cuDNN fused attention through the C backend API (the
-// `--attention` policy is attention_choice.cpp). See attention_cudnn.h for the contract and why the
-// graphs look as they do.
+// kernels/cuda/attention_cudnn.cpp — cuDNN fused attention through the C backend API (which
+// attention a run uses is engine policy: engine/attention_choice.*). See attention_cudnn.h for the
+// contract and why the graphs look as they do.
 //
 // The graphs below are cuDNN's flash-attention fusion pattern written out node by node (the
 // pattern is described in cuDNN's Graph API guide, "Fused Flash Attention fprop/bprop"):
@@ -33,7 +33,7 @@
 
 namespace ferry::kernels::cuda {
 
-// ---- what the `--attention` choice (attention_choice.cpp) asks (no cuDNN needed) --------------
+// ---- what the engine's attention choice asks (no cuDNN needed) --------------------------------
 
 bool built_with_cudnn() {
 #if FERRY_WITH_CUDNN
@@ -108,11 +108,11 @@ std::string cudnn_attention_unsupported_reason(int HS, bool backward) {
 std::string cudnn_attention_summary() { return "cuDNN: not found when ferry was configured"; }
 
 void check_cudnn_attention_graph(int, int, int, int, bool, bool, bool) {
-  throw UserError("--attention cudnn: " + cudnn_attention_unsupported_reason(0, true));
+  throw UserError("cuDNN attention: " + cudnn_attention_unsupported_reason(0, true));
 }
 
 struct CudnnAttention::Impl {};
-CudnnAttention::CudnnAttention() { throw UserError("--attention cudnn: " + cudnn_attention_unsupported_reason(0, true)); }
+CudnnAttention::CudnnAttention() { throw UserError("cuDNN attention: " + cudnn_attention_unsupported_reason(0, true)); }
 CudnnAttention::~CudnnAttention() = default;
 size_t CudnnAttention::forward_workspace_bytes(int, int, int, int, bool, bool) { return 0; }
 size_t CudnnAttention::backward_workspace_bytes(int, int, int, int, bool, bool) { return 0; }
@@ -289,7 +289,7 @@ class GraphBuilder {
                                                CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr));
     if (count == 0)
       throw UserError("cuDNN " + version_string(cudnn_runtime_version()) + " has no engine for the " + name_ +
-                      " graph on this device; use --attention ferry");
+                      " graph on this device");
     std::vector<std::unique_ptr<Desc>> configs;
     std::vector<cudnnBackendDescriptor_t> config_raw;
     for (int64_t i = 0; i < count; ++i) {
@@ -317,7 +317,7 @@ class GraphBuilder {
     throw UserError("cuDNN " + version_string(cudnn_runtime_version()) + ": none of the " + std::to_string(got) +
                     " engine configurations for the " + name_ + " graph builds on this device (" +
                     cudnnGetErrorString(last) + (last_msg[0] ? std::string(": ") + last_msg : std::string()) +
-                    "); use --attention ferry");
+                    ")");
   }
 
  private:
@@ -580,7 +580,7 @@ struct CudnnAttention::Impl {
     const Shape s{B, T, NH, HS, causal, needs_masks(backward, padded, T), backward};
     if (auto it = plans.find(s); it != plans.end()) return it->second;
     const std::string why = cudnn_attention_unsupported_reason(HS, backward);
-    if (!why.empty()) throw UserError("--attention cudnn: " + why + "; use --attention ferry");
+    if (!why.empty()) throw UserError("cuDNN attention: " + why);
 
     const std::string name = std::string("attention ") + (backward ? "backward" : "forward") + " (B=" +
                              std::to_string(B) + " T=" + std::to_string(T) + " NH=" + std::to_string(NH) +
@@ -657,7 +657,7 @@ struct CudnnAttention::Impl {
 
 CudnnAttention::CudnnAttention() : impl_(std::make_unique<Impl>()) {
   const std::string why = cudnn_attention_unsupported_reason(0, true);
-  if (!why.empty()) throw UserError("--attention cudnn: " + why + "; use --attention ferry");
+  if (!why.empty()) throw UserError("cuDNN attention: " + why);
   FERRY_CUDNN_CHECK(cudnnCreate(&impl_->handle));
 }
 

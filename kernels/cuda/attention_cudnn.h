@@ -1,6 +1,6 @@
 // kernels/cuda/attention_cudnn.h — the same attention as kernels/attention.h, computed by cuDNN's
-// fused flash attention. The choice between it and ferry's own kernel (`--attention`) is
-// kernels/cuda/attention_choice.h.
+// fused flash attention. The choice between it and ferry's own kernel is engine policy
+// (engine/attention_choice.h); this file only says whether cuDNN can run here, and why not.
 //
 // Contract: exactly kernels/attention.h's CUDA twin — qkv [B, T, 3C] packed (read in place through
 // strides, never copied), out [B, T, C], lse [B, NH, T] fp32 (natural-log sum-exp of the scaled
@@ -19,7 +19,9 @@
 // no causal mask before 9.21, and 9.14 (the GPU machine) has no SDPA backward descriptor at all;
 // 9.19 has one, but its engines serve Blackwell only. Execution plans are built on first use of a
 // (B, T, NH, HS, causal, padded) shape and cached; a build failure throws with cuDNN's status and
-// cudnnGetLastErrorString, naming what is unsupported.
+// cudnnGetLastErrorString, naming what is unsupported. What cannot run here (no cuDNN in the build,
+// the version, the device, the head dim, no engine for the graph) is a UserError, one line starting
+// "cuDNN"; the engine adds which setting chose cuDNN.
 //
 // Every pointer is device memory; work is queued on `stream`, never synchronized (plan building,
 // on first use of a shape, does synchronize).

@@ -63,6 +63,14 @@ TEST(ConfigErrors, BadFlagValueExitsTwo) {
   EXPECT_NE(r.out.find("--max-steps"), std::string::npos) << r.out;
 }
 
+// Below tools/ an error names the setting ("tp 8: ..."); the command line shows the flag the user
+// typed (base/setting_error.h, tools/cli/main.cpp).
+TEST(ConfigErrors, ASettingsErrorIsShownAsTheFlagOfTheCommand) {
+  const auto r = test::run_command(test::ferry_binary() + " plan --model gpt2-1558m --tp 8 --pp 2 --dp 4 --nodes 8");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("ferry: error: --tp 8: model.n_head (25) must be divisible by it\n"), std::string::npos) << r.out;
+}
+
 TEST(ConfigErrors, HelpListsEverySubcommand) {
   const auto r = test::run_command(test::ferry_binary() + " --help");
   EXPECT_EQ(r.exit_code, 0) << r.out;

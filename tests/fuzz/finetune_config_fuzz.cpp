@@ -1,5 +1,6 @@
 // tests/fuzz/finetune_config_fuzz.cpp — `ferry finetune --config FILE`: a TOML file whose keys are the
-// subcommand's flag names (tools/config/flag_file.h), applied to the real finetune options (this
+// subcommand's flag names in snake_case, or their old kebab-case spelling (tools/config/flag_file.h),
+// applied to the real finetune options (this
 // target compiles tools/cli/finetune.cpp and takes its registered setup, without running it).
 // Input: one byte, then the file. Byte bit 0 set: --batch-size is given on the command line first.
 // Properties: the file applies or gives a UserError; every key of a file that applies is an option
@@ -52,7 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The file applied, so it is TOML and each of its keys names an option that now holds a value.
   const toml::table t = parse_toml(fuzz::read_file_bytes(path), path.string());
   for (auto&& [k, v] : t) {
-    const CLI::Option* opt = app.get_option_no_throw("--" + std::string(k.str()));
+    const CLI::Option* opt = app.get_option_no_throw(config::flag_of_key(std::string(k.str())));
     FUZZ_ASSERT(opt && opt->count() > 0, "key '" + std::string(k.str()) + "' applied but its option is unset");
   }
   if (batch_on_command_line)

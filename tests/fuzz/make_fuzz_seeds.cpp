@@ -117,7 +117,8 @@ int main(int argc, char** argv) {
   for (const char* c : {"finetune_sentiment", "finetune_ner", "finetune_multi", "finetune_pretrain"}) {
     seed("finetune_config_fuzz", c, prefixed(0, source_file(std::string("configs/") + c + ".toml")));
   }
-  seed("finetune_config_fuzz", "flag_wins", prefixed(1, "batch-size = 8\nlr = 3e-4\nfreeze = \"lower:2\"\n"));
+  seed("finetune_config_fuzz", "flag_wins", prefixed(1, "batch_size = 8\nlr = 3e-4\nfreeze = \"lower:2\"\n"));
+  seed("finetune_config_fuzz", "old_spelling", prefixed(0, "batch-size = 8\nseq-len = 32\n"));
 
   // The tokenizer: text of several scripts and invalid UTF-8, each vocabulary; ids to decode.
   const std::string texts[] = {

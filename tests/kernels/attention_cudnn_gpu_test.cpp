@@ -5,8 +5,9 @@
 // Variants the installed cuDNN or the device cannot run skip with the reason; on a device that can,
 // a plan that does not build is a failure, not a skip. The workspace comes poisoned (NaN) and is
 // reused across calls: cuDNN's fp32 dQ accumulator lives there and must be zeroed before each
-// backward. The `--attention` choice and the graph descriptors are checked without a device, in
-// tests/kernels/attention_choice_test.cpp.
+// backward. The graph descriptors are checked without a device in
+// tests/kernels/attention_cudnn_test.cpp, the engine's choice of cuDNN in
+// tests/engine/attention_choice_test.cpp.
 #include "tests/support/support.h"
 
 #if FERRY_WITH_CUDA

@@ -70,7 +70,7 @@ TEST(RankGrid, LayoutsThatDoNotFitTheWorldAreUserErrors) {
     RankGrid::from_tp_pp(4, 1, 6);
     FAIL();
   } catch (const ferry::UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("--tp 4 --pp 1: the job's 6 ranks are not a multiple of tp·pp = 4"),
+    EXPECT_NE(std::string(e.what()).find("tp 4 × pp 1: the job's 6 ranks are not a multiple of tp·pp = 4"),
               std::string::npos)
         << e.what();
   }

@@ -586,7 +586,7 @@ void setup(CLI::App& app) {
   app.add_flag("--zero1", a->layout.zero1, "shard optimizer state across data-parallel ranks");
   auto config = std::make_shared<std::string>();
   app.add_option("--config", *config,
-                 "TOML file of options, keys named as the flags (batch-size = 16); flags given here override it");
+                 "TOML file of options, keys named as the flags in snake_case (batch_size = 16); flags given here override it");
   app.callback([a, config, &app] {
     if (!config->empty()) ferry::config::apply_flag_file(app, *config);
     run(*a);

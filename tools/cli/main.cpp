@@ -10,6 +10,7 @@
 #include <exception>
 
 #include "base/error.h"
+#include "base/setting_error.h"
 #include "parallel/failure.h"
 #include "parallel/job_world.h"
 #include "parallel/launch_env.h"
@@ -41,6 +42,18 @@ int exit_code() { return g_exit_code; }
 
 namespace {
 
+// A setting's error as the user typed it: "--tp 3: ..." when the running command has that flag
+// (the setting's name with '-' for '_'), else the setting's own name (below tools/ no room names a
+// flag: base/setting_error.h).
+std::string as_typed(const CLI::App& app, const ferry::SettingError& e) {
+  std::string flag = "--" + e.setting();
+  for (char& c : flag)
+    if (c == '_') c = '-';
+  for (const CLI::App* sub : app.get_subcommands())
+    if (sub->get_option_no_throw(flag)) return flag + " " + e.detail();
+  return e.what();
+}
+
 int run_cli(int argc, char** argv) {
   CLI::App app{
       "ferry — a GPU-native training engine: pretrain GPT-2-family and BERT-style models, fine-tune them on new "
@@ -58,6 +71,9 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::fprintf(stderr, "ferry: %s\n", e.what());
+    return 2;
+  } catch (const ferry::SettingError& e) {
+    std::fprintf(stderr, "ferry: error: %s\n", as_typed(app, e).c_str());
     return 2;
   } catch (const ferry::UserError& e) {
     std::fprintf(stderr, "ferry: error: %s\n", e.what());

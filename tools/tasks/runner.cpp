@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "engine/assets.h"
+#include "engine/config_fields.h"
 #include "base/error.h"
 #include "tools/data/corpus_sources.h"
 #include "tools/tasks/imdb.h"
@@ -18,24 +19,6 @@ namespace {
 const tokenizer::Gpt2Tokenizer& gpt2() {
   static const tokenizer::Gpt2Tokenizer t = tokenizer::Gpt2Tokenizer::load(tokenizer::Gpt2Tokenizer::default_dir());
   return t;
-}
-
-nlohmann::json config_json(const GptConfig& c) {
-  return {{"preset", c.preset}, {"n_layer", c.n_layer},       {"n_head", c.n_head},       {"n_embd", c.n_embd},
-          {"vocab_size", c.vocab_size}, {"max_seq_len", c.max_seq_len}, {"tied_head", c.tied_head}, {"causal", c.causal}};
-}
-
-GptConfig config_from(const nlohmann::json& j) {
-  GptConfig c;
-  c.preset = j.at("preset").get<std::string>();
-  c.n_layer = j.at("n_layer").get<int>();
-  c.n_head = j.at("n_head").get<int>();
-  c.n_embd = j.at("n_embd").get<int>();
-  c.vocab_size = j.at("vocab_size").get<int>();
-  c.max_seq_len = j.at("max_seq_len").get<int>();
-  c.tied_head = j.at("tied_head").get<bool>();
-  c.causal = j.at("causal").get<bool>();
-  return c;
 }
 
 std::vector<Review> limit(const std::vector<Review>& v, size_t n, uint64_t seed) {
@@ -84,7 +67,7 @@ std::vector<data::CorpusDocument> lm_documents(const DataOptions& o) {
 }  // namespace
 
 nlohmann::json ModelMeta::to_json() const {
-  return {{"model", config_json(config)}, {"vocab", vocab.to_json()},  {"task", task},
+  return {{"model", fields_to_json(config)}, {"vocab", vocab.to_json()},  {"task", task},
           {"head_kind", static_cast<int>(head.kind)}, {"n_classes", head.n_classes},
           {"pooling", pooling_name(head.pooling)}, {"corpus", corpus}, {"tags", tag_names}, {"seq_len", seq_len}};
 }
@@ -92,7 +75,7 @@ nlohmann::json ModelMeta::to_json() const {
 ModelMeta ModelMeta::from_json(const nlohmann::json& j) {
   ModelMeta m;
   try {
-    m.config = config_from(j.at("model"));
+    fields_from_json(j.at("model"), m.config, "model.json meta", "model config");
     m.vocab = TaskVocab::from_json(j.at("vocab"));
     m.task = j.at("task").get<std::string>();
     m.head.task = m.task;

@@ -1,6 +1,7 @@
-// kernels/cuda/attention_choice.h — which attention runs on the CUDA backend (`--attention
-// ferry|cudnn|auto`), and the benchmark's verdict file "auto" reads. Kept apart from cuDNN's graph
-// code (attention_cudnn.*): it is policy, and needs neither cuDNN nor a device to be tested.
+// engine/attention_choice.h — which attention runs on the CUDA backend (the run's `attention`
+// setting: ferry, cudnn or auto), and the benchmark's verdict file "auto" reads. Engine policy, apart
+// from cuDNN's graph code (kernels/cuda/attention_cudnn.*, which only says what it can run here);
+// it needs neither cuDNN nor a device to be tested.
 //
 // "auto" is ferry's kernel unless a verdict written on this device model with this cuDNN version
 // says that cuDNN's forward AND backward both passed the reference check on that card, and that
@@ -9,7 +10,7 @@
 #pragma once
 #include <string>
 
-namespace ferry::kernels::cuda {
+namespace ferry {
 
 enum class AttentionBackend { Ferry, Cudnn };
 
@@ -42,10 +43,10 @@ AttentionBackend attention_choice_from_text(const std::string& text, const std::
 // $XDG_CACHE_HOME/ferry/attention_choice.json, else $HOME/.cache/ferry/attention_choice.json.
 std::string attention_choice_path();
 
-// The `--attention` flag. "ferry" always works; "cudnn" checks that this build has cuDNN and that
-// the installed cuDNN and the device can run it (throws ferry::UserError, one line, otherwise);
-// "auto" applies the verdict above (and cuDNN must be able to run here). Anything else is a
-// UserError naming the flag.
+// The `attention` setting. "ferry" always works; "cudnn" checks that this build has cuDNN and that
+// the installed cuDNN and the device can run it (a SettingError naming `attention`, one line,
+// otherwise); "auto" applies the verdict above (and cuDNN must be able to run here). Anything else
+// is a SettingError naming `attention`.
 AttentionBackend choose_attention(const std::string& requested);
 
-}  // namespace ferry::kernels::cuda
+}  // namespace ferry

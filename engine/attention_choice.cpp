@@ -1,5 +1,5 @@
-// kernels/cuda/attention_choice.cpp — the `--attention` policy (see attention_choice.h).
-#include "kernels/cuda/attention_choice.h"
+// engine/attention_choice.cpp — the `attention` policy (see attention_choice.h).
+#include "engine/attention_choice.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -7,9 +7,13 @@
 #include <sstream>
 
 #include "base/error.h"
-#include "kernels/cuda/attention_cudnn.h"
+#include "base/setting_error.h"
 
-namespace ferry::kernels::cuda {
+#if FERRY_WITH_CUDA
+#include "kernels/cuda/attention_cudnn.h"
+#endif
+
+namespace ferry {
 
 namespace {
 
@@ -58,7 +62,7 @@ void write_attention_choice(const std::string& path, const AttentionVerdict& v) 
   const AttentionBackend choice = attention_choice_from_text(body.str() + "}", v.device, v.cudnn_version);
   std::ofstream f(path);
   f << body.str() << ", \"choice\": \"" << attention_backend_name(choice) << "\"}\n";
-  if (!f) throw UserError("cannot write the attention verdict file " + path);
+  if (!f) user_error("cannot write the attention verdict file ", path);
 }
 
 AttentionBackend attention_choice_from_text(const std::string& text, const std::string& device_name,
@@ -95,20 +99,26 @@ std::string attention_choice_path() {
 
 AttentionBackend choose_attention(const std::string& requested) {
   if (requested == "ferry") return AttentionBackend::Ferry;
+#if FERRY_WITH_CUDA
+  namespace kc = kernels::cuda;
   if (requested == "cudnn") {
-    const std::string why = cudnn_attention_unsupported_reason(0, true);
-    if (!why.empty()) throw UserError("--attention cudnn: " + why + "; use --attention ferry");
+    const std::string why = kc::cudnn_attention_unsupported_reason(0, true);
+    if (!why.empty()) setting_error("attention", "cudnn: ", why, "; ferry's attention runs everywhere");
     return AttentionBackend::Cudnn;
   }
   if (requested == "auto") {
-    const std::string device = cuda_device_name();
+    const std::string device = kc::cuda_device_name();
     if (device.empty()) return AttentionBackend::Ferry;
-    if (read_attention_choice(attention_choice_path(), device, cudnn_runtime_version()) == AttentionBackend::Cudnn &&
-        cudnn_attention_unsupported_reason(0, true).empty())
+    if (read_attention_choice(attention_choice_path(), device, kc::cudnn_runtime_version()) == AttentionBackend::Cudnn &&
+        kc::cudnn_attention_unsupported_reason(0, true).empty())
       return AttentionBackend::Cudnn;
     return AttentionBackend::Ferry;
   }
-  throw UserError("--attention: '" + requested + "' is not one of ferry, cudnn, auto");
+#else
+  if (requested == "cudnn") setting_error("attention", "cudnn: this ferry was built without CUDA");
+  if (requested == "auto") return AttentionBackend::Ferry;
+#endif
+  setting_error("attention", "'", requested, "' is not one of ferry, cudnn, auto");
 }
 
-}  // namespace ferry::kernels::cuda
+}  // namespace ferry

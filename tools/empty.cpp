@@ -1,1 +1,0 @@
-// Keeps ferry_tools a valid library while its folders fill up.
