@@ -9,7 +9,8 @@
 # of the whole batch (NER's unlabelled sub-words make them differ from rank to rank).
 #   sentiment  -np 2          dp2 (IMDB reviews, data/cache/imdb); also --zero1, --tp 2 on the GPT
 #                             trunk (the classifier head replicated) and --pp 2
-#   ner        -np 2          dp2 (WNUT-17, ../shared/data/ner; FERRY_NER_DIR overrides)
+#   ner        -np 2          dp2 (a small synthetic WNUT-17-shaped corpus written here, so the test
+#                             needs no data outside the checkout; FERRY_NER_DIR overrides)
 #   ner        -np 2 --tp 2   tp2 on the encoder
 #   multi      -np 2          dp2, sentiment + NER heads on one trunk (rows alternate between them)
 # Only rank 0 writes the output folder. Skips (77) when a task's data is not on this machine.
@@ -20,6 +21,37 @@ STEPS=4
 WORK=$(mktemp -d /tmp/ferry-finetune-mpirun.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 export OMP_NUM_THREADS=1
+# The NER side needs only CoNLL files of the right shape (the check compares losses, not F1): 120
+# training and 24 dev/test sentences of tab-separated token/tag lines, entities spanning 1-2 tokens.
+ner_corpus() {  # dir, sentences, seed
+  awk -v n="$2" -v seed="$3" 'BEGIN {
+    split("the a my new old big city team show game song film day night with at in on for and", w, " ")
+    split("Paris London Ada Grace Turing Lovelace Berlin Tokyo Python Rust", e, " ")
+    split("location location person person person person location location product product", k, " ")
+    x = seed
+    for (s = 0; s < n; ++s) {
+      len = 5 + (x = (x * 1103515245 + 12345) % 2147483648) % 9
+      for (i = 0; i < len; ++i) {
+        r = (x = (x * 1103515245 + 12345) % 2147483648) % 10
+        if (r < 3) {
+          j = 1 + int(x / 16) % 10
+          printf "%s\tB-%s\n", e[j], k[j]
+          if (r == 0) printf "%s\tI-%s\n", e[1 + (j % 10)], k[j]
+        } else {
+          printf "%s\tO\n", w[1 + int(x / 16) % 20]
+        }
+      }
+      printf "\n"
+    }
+  }' >"$1"
+}
+if [[ -z ${FERRY_NER_DIR:-} ]]; then
+  mkdir -p "$WORK/ner/wnut17"
+  ner_corpus "$WORK/ner/wnut17/train.conll" 120 1
+  ner_corpus "$WORK/ner/wnut17/dev.conll" 24 2
+  ner_corpus "$WORK/ner/wnut17/test.conll" 24 3
+  export FERRY_NER_DIR=$WORK/ner
+fi
 common=(finetune --from-scratch --steps $STEPS --batch-size 4 --seq-len 32 --eval-every 0 --dev-limit 8
         --test-limit 8 --labels 64 --vocab-size 512 --n-layer 2 --n-embd 32 --n-head 4 --warmup 1 --seed 7
         --device cpu)
