@@ -17,23 +17,6 @@
 #include "tools/cli/command.h"
 #include "tools/config/flag_file.h"
 
-// The registry main.cpp keeps for the `ferry` binary: here it collects finetune's setup only.
-namespace ferry::cli {
-namespace {
-std::vector<Command>& registry() {
-  static std::vector<Command> r;
-  return r;
-}
-}  // namespace
-int register_command(Command c) {
-  registry().push_back(std::move(c));
-  return static_cast<int>(registry().size());
-}
-const std::vector<Command>& commands() { return registry(); }
-void set_exit_code(int) {}
-int exit_code() { return 0; }
-}  // namespace ferry::cli
-
 namespace ferry::test {
 namespace {
 

@@ -20,26 +20,6 @@
 #include "parallel/communicator_mpi.h"
 #endif
 
-namespace ferry::cli {
-
-namespace {
-std::vector<Command>& registry() {
-  static std::vector<Command> r;
-  return r;
-}
-int g_exit_code = 0;
-}  // namespace
-
-int register_command(Command c) {
-  registry().push_back(std::move(c));
-  return static_cast<int>(registry().size());
-}
-const std::vector<Command>& commands() { return registry(); }
-void set_exit_code(int code) { g_exit_code = code; }
-int exit_code() { return g_exit_code; }
-
-}  // namespace ferry::cli
-
 namespace {
 
 // A setting's error as the user typed it: "--tp 3: ..." when the running command has that flag
