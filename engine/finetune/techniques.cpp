@@ -35,6 +35,8 @@ void validate_techniques(const Techniques& t, const GptConfig& c) {
   }
   if (!(t.layer_lr_decay > 0.0f && t.layer_lr_decay <= 1.0f))
     setting_error("layer_lr_decay", "must be in (0, 1], got ", t.layer_lr_decay);
+  if (!(t.trunk_lr_scale > 0.0f && t.trunk_lr_scale <= 1.0f))
+    setting_error("trunk_lr_scale", "must be in (0, 1], got ", t.trunk_lr_scale);
   if (t.lora.rank < 0) setting_error("lora_rank", "must be >= 0, got ", t.lora.rank);
   if (t.lora.rank > 0 && !(t.lora.alpha > 0)) setting_error("lora_alpha", "must be positive, got ", t.lora.alpha);
   if (t.unfreeze_every < 0) setting_error("unfreeze_every", "must be >= 0, got ", t.unfreeze_every);
@@ -62,7 +64,8 @@ void apply_techniques(Graph& g, const GptConfig& c, const Techniques& t, int unf
     if (is_lora(p.name) && unfrozen_top >= 0 && p.layer < c.n_layer - unfrozen_top) train = false;
     p.trainable = train;
     const int depth = block ? c.n_layer - 1 - p.layer : (embedding ? c.n_layer : 0);
-    p.lr_scale = static_cast<float>(std::pow(double(t.layer_lr_decay), depth));
+    p.lr_scale = static_cast<float>(std::pow(double(t.layer_lr_decay), depth)) *
+                 (is_head(p.name) ? 1.0f : t.trunk_lr_scale);
   }
 }
 

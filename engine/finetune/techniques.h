@@ -8,6 +8,8 @@
 //   layer_lr_decay  block l trains at decay^(n_layer−1−l), embeddings at decay^n_layer (ULMFiT's
 //                   discriminative rates); the final norm and heads at 1
 //   LoRA            adapters train, the trunk's own weights are frozen (heads still train)
+//   trunk_lr_scale  every trunk parameter's rate times this (the head keeps the full rate): a
+//                   pretrained trunk moves slowly while a fresh head learns fast
 #pragma once
 #include <string>
 
@@ -21,6 +23,7 @@ struct Techniques {
   float layer_lr_decay = 1.0f;
   LoraConfig lora;
   int unfreeze_every = 0;  // steps between gradual-unfreezing stages; 0 = off
+  float trunk_lr_scale = 1.0f;
 };
 
 // UserError naming the option for a bad value.

@@ -149,8 +149,19 @@ TEST(Techniques, TrainabilityAndLearningRates) {
     EXPECT_TRUE(trainable(t.graph, "h.1.ln_1.weight"));
     EXPECT_FALSE(trainable(t.graph, "wte"));
   }
+  {
+    TaskGraph t = build(0);
+    apply_techniques(t.graph, c, {"none", 0.5f, {}, 0, 0.1f});  // per-side rates, with the per-block decay
+    EXPECT_FLOAT_EQ(t.graph.params[t.graph.param_index("h.1.mlp.fc.weight")].lr_scale, 0.1f);
+    EXPECT_FLOAT_EQ(t.graph.params[t.graph.param_index("h.0.mlp.fc.weight")].lr_scale, 0.05f);
+    EXPECT_FLOAT_EQ(t.graph.params[t.graph.param_index("wte")].lr_scale, 0.025f);
+    EXPECT_FLOAT_EQ(t.graph.params[t.graph.param_index("head.s.weight")].lr_scale, 1.0f);
+    EXPECT_TRUE(trainable(t.graph, "wte"));
+  }
   EXPECT_THROW(validate_techniques({"lower:x", 1.0f, {}, 0}, c), UserError);
   EXPECT_THROW(validate_techniques({"none", 0.0f, {}, 0}, c), UserError);
+  EXPECT_THROW(validate_techniques({"none", 1.0f, {}, 0, 0.0f}, c), UserError);
+  EXPECT_THROW(validate_techniques({"none", 1.0f, {}, 0, 1.5f}, c), UserError);
 }
 
 TEST(ModelFile, RoundTripsByNameAsACheckpoint) {

@@ -47,7 +47,7 @@ struct Args {
   int lora_rank = 0, unfreeze_every = 0, adapt_steps = 0;
   int n_layer = 0, n_head = 0, n_embd = 0, max_seq_len = 0;  // preset overrides (0: the preset's)
   int generator_width = 0;                                    // --task rtd (0: half the width)
-  float lr = 1e-3f, min_lr_ratio = 0.1f, layer_lr_decay = 1.0f, lora_alpha = 16.0f, weight_decay = 0.01f;
+  float lr = 1e-3f, min_lr_ratio = 0.1f, layer_lr_decay = 1.0f, trunk_lr_scale = 1.0f, lora_alpha = 16.0f, weight_decay = 0.01f;
   size_t labels = 0, dev_limit = 500, test_limit = 0, lm_bytes = 0;
   uint64_t seed = 1337;
 };
@@ -158,6 +158,7 @@ Techniques techniques_of(const Args& a, const GptConfig& c) {
   Techniques t;
   t.freeze = a.freeze;
   t.layer_lr_decay = a.layer_lr_decay;
+  t.trunk_lr_scale = a.trunk_lr_scale;
   t.lora.rank = a.lora_rank;
   t.lora.alpha = a.lora_alpha;
   t.unfreeze_every = a.unfreeze_every;
@@ -525,6 +526,7 @@ void run(const Args& a) {
   report.json["dev_metric"] = res.best_metric;
   report.json["stopped_early"] = res.stopped_early;
   report.json["techniques"] = {{"freeze", a.freeze}, {"layer_lr_decay", a.layer_lr_decay},
+                               {"trunk_lr_scale", a.trunk_lr_scale},
                                {"lora_rank", a.lora_rank}, {"lora_alpha", a.lora_alpha},
                                {"unfreeze_every", a.unfreeze_every}, {"adapt_steps", a.adapt_steps}};
   write_eval(out, report, report.predictions.empty() ? "" : out / "predictions.tsv");
@@ -566,6 +568,7 @@ void setup(CLI::App& app) {
   app.add_option("--test-limit", a->test_limit, "test examples scored (stratified for sentiment; 0: all)");
   app.add_option("--freeze", a->freeze, "none | trunk | lower:N");
   app.add_option("--layer-lr-decay", a->layer_lr_decay, "discriminative learning rates: factor per block downwards");
+  app.add_option("--trunk-lr-scale", a->trunk_lr_scale, "the trunk's learning rate as a fraction of --lr (the head keeps --lr)");
   app.add_option("--lora-rank", a->lora_rank, "LoRA adapters of this rank on every block matrix (0: off)");
   app.add_option("--lora-alpha", a->lora_alpha, "LoRA alpha (update scale alpha/rank)");
   app.add_option("--unfreeze-every", a->unfreeze_every, "gradual unfreezing: steps per newly trainable block (0: off)");
