@@ -58,8 +58,8 @@ else
   seconds=$(($(date +%s) - start))
 fi
 
-seq_len=$(sed -n 's/^seq-len *= *\([0-9]*\).*/\1/p' "$CONFIG")
-batch=$(sed -n 's/^batch-size *= *\([0-9]*\).*/\1/p' "$CONFIG")
+seq_len=$(sed -n 's/^seq[-_]len *= *\([0-9]*\).*/\1/p' "$CONFIG")
+batch=$(sed -n 's/^batch[-_]size *= *\([0-9]*\).*/\1/p' "$CONFIG")
 eval=("$F" eval --task lm --model "$OUT/model.ckpt" --data "$OUT/heldout.bin" --batch-size "$batch" --seq-len "$seq_len")
 echo "== held-out loss: ${eval[*]}"
 line=$("${eval[@]}")
