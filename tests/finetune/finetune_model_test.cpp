@@ -455,6 +455,40 @@ TEST(Commands, DomainAdaptationRunsBeforeTheClassifier) {
   EXPECT_EQ(r.exit_code, 2) << r.out;
 }
 
+// --n-layer with --init keeps the model's first N blocks: a probe of a lower block's features, or a
+// shallower trunk; more blocks than the model has is refused with one line.
+TEST(Commands, InitWithFewerLayersKeepsTheFirstBlocks) {
+  if (!std::filesystem::exists(tokenizer::Gpt2Tokenizer::default_dir() / "vocab.bpe"))
+    GTEST_SKIP() << "GPT-2 vocabulary not fetched (scripts/fetch_assets.sh)";
+  test::TempDir dir;
+  const auto assets = synthetic_assets(dir);
+  const std::string env = "FERRY_ASSETS=" + assets.string() + " ";
+  const std::string base = (dir.path() / "two").string();
+  const std::string common = " --seq-len 16 --batch-size 8 --labels 40 --dev-limit 20 --test-limit 20 --eval-every 0 --lr 1e-2";
+  auto r = test::run_command(env + test::ferry_binary() + " finetune --task sentiment --from-scratch --model nano --n-layer 2" +
+                             " --vocab-kind frequent --vocab-size 96 --steps 3" + common + " --out " + base);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = test::run_command(env + test::ferry_binary() + " finetune --task sentiment --init " + base +
+                        " --n-layer 1 --freeze trunk --steps 2" + common + " --out " + base + "-probe");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("using the first 1 of"), std::string::npos) << r.out;
+  const ModelFile two = load_model_file(base + "/model.ckpt");
+  const ModelFile one = load_model_file(base + "-probe/model.ckpt");
+  EXPECT_EQ(two.config.n_layer, 2);
+  EXPECT_EQ(one.config.n_layer, 1);
+  EXPECT_EQ(one.find("h.1.mlp.fc.weight"), nullptr);
+  // The frozen block 0 is the two-block model's block 0, bit for bit.
+  const ModelFile::Entry* a = two.find("h.0.mlp.fc.weight");
+  const ModelFile::Entry* b = one.find("h.0.mlp.fc.weight");
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(a->numel, b->numel);
+  EXPECT_TRUE(std::equal(two.data.begin() + a->offset, two.data.begin() + a->offset + a->numel, one.data.begin() + b->offset));
+  r = test::run_command(env + test::ferry_binary() + " finetune --task sentiment --init " + base + " --n-layer 3 --steps 2" +
+                        common + " --out " + base + "-bad");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("has only 2 blocks"), std::string::npos) << r.out;
+}
+
 // Masked-LM pretraining of an encoder: its held-out loss is the masked-token loss on held-out
 // windows masked once (the same positions at every evaluation), so it falls as training goes on —
 // scoring an encoder on next-token prediction instead would rise (it sees the next token).

@@ -109,13 +109,21 @@ class TrainStream {
 void choose_trunk(const Args& a, const std::vector<std::string>& tasks, const DataOptions& dopt, TaskModel& m,
                   std::string& init_desc) {
   if (!a.init.empty()) {
-    if (a.n_layer > 0 || a.n_head > 0 || a.n_embd > 0 || a.max_seq_len > 0)
-      user_error("--n-layer/--n-head/--n-embd/--max-seq-len shape a new model: with --init the architecture is ",
-                 a.init, "'s");
+    if (a.n_head > 0 || a.n_embd > 0 || a.max_seq_len > 0)
+      user_error("--n-head/--n-embd/--max-seq-len shape a new model: with --init the architecture is ", a.init, "'s");
     const ModelFile f = convert::load_any_model_file(a.init);
     const ModelMeta base = ModelMeta::of(f);
     m.meta.config = base.config;
     m.meta.vocab = base.vocab;
+    // --n-layer with --init keeps the model's first N blocks (its embeddings and final norm too): a
+    // shallower trunk, or with --freeze trunk a probe of block N's features.
+    if (a.n_layer > 0) {
+      if (a.n_layer > base.config.n_layer)
+        user_error("--n-layer ", a.n_layer, ": ", a.init, " has only ", base.config.n_layer, " blocks");
+      m.meta.config.n_layer = a.n_layer;
+      std::fprintf(stderr, "ferry: using the first %d of %s's %d blocks\n", a.n_layer, a.init.c_str(),
+                   base.config.n_layer);
+    }
     if (!a.from_scratch) init_desc = std::filesystem::absolute(f.path).lexically_normal().string();
     return;
   }
@@ -544,7 +552,7 @@ void setup(CLI::App& app) {
   app.add_flag("--from-scratch", a->from_scratch,
                "fresh weights (with --init: that model's architecture and vocabulary, not its weights)");
   app.add_option("--model", a->model, "preset without --init: tiny, micro, encoder-tiny, ... (default tiny; ner encoder-tiny)");
-  app.add_option("--n-layer", a->n_layer, "without --init: blocks (overrides the preset's)");
+  app.add_option("--n-layer", a->n_layer, "blocks (overrides the preset's); with --init: keep that model's first N blocks");
   app.add_option("--n-head", a->n_head, "without --init: attention heads (overrides the preset's)");
   app.add_option("--n-embd", a->n_embd, "without --init: width (overrides the preset's)");
   app.add_option("--max-seq-len", a->max_seq_len, "without --init: positions (overrides the preset's)");
