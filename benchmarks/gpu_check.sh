@@ -69,7 +69,10 @@ step interop "$(before_anchor 60)" bash -c "'$BUILD/ferry' pretrain --config '$R
 step lm_eval "$(before_anchor 60)" bash "$ROOT/benchmarks/lm_eval_check.sh" "$BUILD/ferry" "$ROOT" "$BUILD/lm_eval" "$BUILD/interop"
 
 # The one runner (issue 15): DP2 on this one GPU through the MPI communicator equals one process
-# (its gpu-labelled tests ran in gpu_tests above: runner_gpu_mpi_test, cuda_step_gpu_test).
+# (its gpu-labelled tests ran in gpu_tests above: runner_gpu_mpi_test, cuda_step_gpu_test, and
+# runner_nccl_gpu_test: one NCCL rank runs whole captured steps with the DP buckets reduced on the
+# communicator's stream, bit-identical to one process). NCCL with several ranks and the overlap of
+# the bucket all-reduces with backward need a machine with several GPUs.
 step parallel_gpu "$(before_anchor 60)" bash "$ROOT/benchmarks/parallel_gpu_check.sh" "$BUILD/ferry" "$ROOT" "$BUILD/parallel_gpu"
 
 # BLEU (issue [translate]): sacreBLEU (installed there only) writes its own tokenizations and scores,

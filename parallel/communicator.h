@@ -55,6 +55,11 @@ class Communicator {
   virtual bool buffers_on_device() const = 0;
   // "single", "mpi", "nccl": for logs and error messages.
   virtual std::string backend_name() const = 0;
+  // Device communicators: the stream (a cudaStream_t) their operations are enqueued on, for the
+  // events that order them against other work (engine/train/step_queues.h), and a host wait for
+  // all of it. Host communicators: nullptr, and nothing to wait for.
+  virtual void* device_stream() const { return nullptr; }
+  virtual void synchronize() {}
 
   virtual void all_reduce(void* data, size_t count, DType type, ReduceOp op) = 0;
   virtual void reduce_scatter(const void* send, void* recv, size_t block_count, DType type, ReduceOp op) = 0;

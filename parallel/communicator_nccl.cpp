@@ -103,6 +103,8 @@ class NcclCommunicator final : public Communicator {
   int size() const override { return size_; }
   bool buffers_on_device() const override { return true; }
   std::string backend_name() const override { return "nccl"; }
+  void* device_stream() const override { return stream_; }
+  void synchronize() override { FERRY_CUDA(cudaStreamSynchronize(stream_)); }
 
   void all_reduce(void* data, size_t count, DType type, ReduceOp op) override {
     FERRY_NCCL(ncclAllReduce(data, data, count, nccl_type(type), nccl_op(op), comm_, stream_));

@@ -48,7 +48,11 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
               n_model_params_, " parameters");
   const GridShape shape = c_->grid.shape();
   const bool on_device = backend.device() == Device::CUDA;
-  // On CUDA: one rank, or plain data parallelism (gradients summed through the communicator after
+  const bool device_comm = c_->comms.dp->buffers_on_device();
+  if (device_comm && !on_device)
+    user_error("the ", c_->world.backend_name(), " communicator carries device buffers: it needs the CUDA backend");
+  // On CUDA: one rank, or plain data parallelism (a device communicator: buckets reduced on a
+  // second stream inside the captured step; a host one: summed through host memory after
   // backward, eagerly). TP, PP, ZeRO-1 and label counts on the device are not built yet.
   if (on_device && (shape.tp > 1 || shape.pp > 1 || opt.layout.zero1 || !label_counts_.empty()))
     user_error("on the CUDA backend this build runs one process or plain data parallelism (",
@@ -62,19 +66,27 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
   }
   n_local_ = params_storage_end(graph_, n_model_params_);
   const ShardRange shard = optimizer_shard(n_local_, opt.layout.zero1 ? shape.dp : 1, opt.layout.zero1 ? c_->coord.dp : 0);
-  const size_t state_bytes = on_device ? gpu::device_optimizer_bytes(graph_) : AdamW::state_bytes(shard.size());
+  const size_t state_bytes =
+      on_device ? gpu::device_optimizer_bytes(graph_, device_comm) : AdamW::state_bytes(shard.size());
   executor_ = std::make_unique<Executor>(graph_, backend, state_bytes, opt.memory_limit);
   verify_plan(graph_, executor_->plan());
   if (on_device) {
     device_ = gpu::make_device_step(graph_, *executor_, opt.adamw);
-    if (shape.dp > 1) device_->set_gradient_reduction([this](void* grads, size_t n) { reduce_on_host(grads, n); });
+    if (device_comm) {  // any DP size: one NCCL rank runs the same schedule (its sums are copies)
+      buckets_ = std::make_unique<GradientBuckets>(graph_, n_model_params_, opt.layout.bucket_elems, *c_->comms.dp);
+      device_->set_gradient_hooks(buckets_->hooks(), c_->comms.dp->device_stream());
+    } else if (shape.dp > 1) {
+      device_->set_gradient_reduction([this](void* grads, size_t n) { reduce_on_host(grads, n); });
+    }
     return;
   }
   std::vector<bool> owned;
   for (const auto& o : origins_) owned.push_back(o.owner);
   optimizer_ = std::make_unique<AdamW>(adamw_table(graph_, n_model_params_, owned, shard, opt.adamw), opt.adamw);
-  if (shape.dp > 1 && !opt.layout.zero1)
+  if (shape.dp > 1 && !opt.layout.zero1) {
     buckets_ = std::make_unique<GradientBuckets>(graph_, n_model_params_, opt.layout.bucket_elems, *c_->comms.dp);
+    host_queues_ = std::make_unique<HostQueues>(grads_ptr());
+  }
 }
 
 Runner::~Runner() = default;
@@ -98,6 +110,18 @@ void Runner::reduce_on_host(void* grads, size_t n) {
   backend_.synchronize();
 }
 
+// A scalar summed over `comm`: a device communicator takes it through a device buffer (outside
+// any captured step: the step is done when this runs).
+void Runner::all_reduce_scalar(Communicator& comm, double& x) {
+  if (!comm.buffers_on_device()) return comm.all_reduce(&x, 1, DType::f64, ReduceOp::sum);
+  if (!scalar_.data()) scalar_ = DeviceBuffer(backend_, sizeof(double));
+  backend_.upload(scalar_.data(), &x, sizeof(x));
+  backend_.synchronize();  // the communicator's stream does not follow the backend's
+  comm.all_reduce(scalar_.data(), 1, DType::f64, ReduceOp::sum);
+  comm.synchronize();
+  backend_.download(&x, scalar_.data(), sizeof(x));
+}
+
 // A batch is keyed by the single-process graph's input ids; another stage's inputs are skipped.
 // Label counts: the labelled rows of every DP rank's batch, summed (all DP ranks load together).
 void Runner::load(const Batch& b) {
@@ -115,7 +139,7 @@ void Runner::load(const Batch& b) {
         for (int32_t t : data) n += t != lc.ignore;
       }
     FERRY_CHECK(found, "the batch has no targets for a label count (input ", lc.targets, ")");
-    c_->comms.dp->all_reduce(&n, 1, DType::f64, ReduceOp::sum);
+    all_reduce_scalar(*c_->comms.dp, n);
     const int32_t count = static_cast<int32_t>(n);
     executor_->set_input(lc.count, &count, sizeof(count));
   }
@@ -192,7 +216,7 @@ std::vector<float> Runner::backward_micro(const std::vector<float>& dgrad, bool 
     executor_->set_input(v, dgrad.data() + at, bytes);
     at += bytes / sizeof(float);
   }
-  if (last && buckets_) executor_->set_after_node([this](int node) { buckets_->on_node(node, grads_ptr()); });
+  if (last && buckets_) executor_->set_after_node([this](int node) { buckets_->on_node(node); });
   executor_->backward();
   executor_->set_after_node({});
   return recv_.empty() ? std::vector<float>{} : received_grads();
@@ -259,13 +283,13 @@ StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
   if (device_) {  // the DP mean of the loss; the norm is already the global one
     StepResult r = device_->train(micro, lr);
     if (c_->grid.shape().dp > 1) {
-      c_->comms.dp->all_reduce(&r.loss, 1, DType::f64, ReduceOp::sum);
+      all_reduce_scalar(*c_->comms.dp, r.loss);
       r.loss /= c_->grid.shape().dp;
     }
     return r;
   }
   executor_->zero_grads();
-  if (buckets_) buckets_->begin_step();
+  if (buckets_) buckets_->begin_step(*host_queues_);
   double loss_sum = 0;
   if (c_->grid.shape().pp == 1) {
     for (size_t k = 0; k < micro.size(); ++k) {
@@ -273,7 +297,7 @@ StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
       executor_->forward(true);
       loss_sum += executor_->read_scalar(graph_.loss);
       if (k + 1 == micro.size() && buckets_)
-        executor_->set_after_node([this](int node) { buckets_->on_node(node, grads_ptr()); });
+        executor_->set_after_node([this](int node) { buckets_->on_node(node); });
       executor_->backward();
       executor_->set_after_node({});
     }
@@ -315,7 +339,7 @@ void Runner::reduce_and_update(float lr, StepResult& r) {
       std::memcpy(grads + std::min(shard.begin, n_local_), mine.data(), n * sizeof(float));
     }
   } else {
-    if (buckets_) buckets_->finish(grads);
+    if (buckets_) buckets_->finish();
     tie();
   }
   double sq = optimizer_->norm_squared(grads);
@@ -350,8 +374,8 @@ double Runner::evaluate(const Batch& batch) {
     const std::vector<float> y = pack(send_);
     pp.send(y.data(), y.size(), DType::f32, stage + 1);
   }
-  pp.all_reduce(&loss, 1, DType::f64, ReduceOp::sum);
-  c_->comms.dp->all_reduce(&loss, 1, DType::f64, ReduceOp::sum);
+  all_reduce_scalar(pp, loss);
+  all_reduce_scalar(*c_->comms.dp, loss);
   // With label counts each rank's loss is its share of the global mean already.
   return label_counts_.empty() ? loss / c_->grid.shape().dp : loss;
 }

@@ -18,9 +18,12 @@
 // global micro-batch (summed over DP), so each rank's loss is its share of the global mean.
 // parameters() and optimizer_state() are the full single-process flat order on every rank.
 //
-// On the CUDA backend one rank runs the captured device step (engine/cuda/device_step.h); plain DP
-// sums its gradients through the communicator's host buffers after backward (eager steps); other
-// layouts on CUDA are refused (see docs/ARCHITECTURE.md, "The runner").
+// On the CUDA backend the captured device step (engine/cuda/device_step.h) runs the step. Plain DP
+// on a device communicator (NCCL) issues the bucket schedule (parallel/data_parallel.h) into the
+// step through its hooks: buckets reduced on the communicator's stream while backward runs, still
+// captured and replayed; on a host communicator (MPI, two ranks may share a GPU) it sums the
+// gradients through host memory after backward (eager steps). Other layouts on CUDA are refused
+// (see docs/ARCHITECTURE.md, "The runner").
 #pragma once
 #include <deque>
 #include <map>
@@ -45,7 +48,7 @@ struct ParallelLayout {
   int tp = 1;
   int pp = 1;
   bool zero1 = false;
-  size_t bucket_elems = size_t{1} << 22;  // 16 MiB of f32 gradients per DP bucket
+  size_t bucket_elems = (size_t{25} << 20) / sizeof(float);  // 25 MiB of fp32 gradients per DP bucket (DDP's)
 };
 
 // A cross_entropy node's label count: value `count` (i32 [1], a graph input) is set before each
@@ -124,6 +127,7 @@ class Runner final : public StepRunner {
   };
   void load(const Batch& b);
   void reduce_on_host(void* grads, size_t n);
+  void all_reduce_scalar(Communicator& comm, double& x);
   float* params_ptr() const { return executor_->params().as<float>(); }
   float* grads_ptr() const { return executor_->grads().as<float>(); }
   // Pipeline pieces.
@@ -154,7 +158,9 @@ class Runner final : public StepRunner {
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<AdamW> optimizer_;
   std::unique_ptr<gpu::DeviceStep> device_;  // CUDA backend, one rank
-  std::unique_ptr<GradientBuckets> buckets_;
+  std::unique_ptr<GradientBuckets> buckets_;  // DP without ZeRO-1 (CPU), any device communicator (CUDA)
+  std::unique_ptr<HostQueues> host_queues_;   // the CPU's
+  DeviceBuffer scalar_;                       // all_reduce_scalar on a device communicator
   std::deque<InFlight> in_flight_;
   std::vector<DeviceBuffer> spare_arenas_;
   int steps_ = 0;

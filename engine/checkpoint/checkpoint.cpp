@@ -2,6 +2,7 @@
 #include "engine/checkpoint/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -10,6 +11,7 @@
 #include "engine/config_fields.h"
 #include "engine/checkpoint/hash64.h"
 #include "base/error.h"
+#include "kernels/dtype.h"
 
 namespace ferry {
 
@@ -21,7 +23,21 @@ constexpr size_t kHeaderBytes = 32;
 struct Array {
   const char* name;
   const std::vector<float>* data;
+  ParamDtype dtype;
 };
+
+const char* dtype_name(ParamDtype d) { return d == ParamDtype::BF16 ? "bf16" : "f32"; }
+size_t dtype_bytes(ParamDtype d) { return d == ParamDtype::BF16 ? 2 : 4; }
+
+// Round to nearest even (kernels/dtype.h), except that a NaN whose upper half is already a NaN
+// keeps it: a bf16 file read and written again keeps its bits (float_to_bf16 quiets a signalling NaN).
+uint16_t narrow_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const auto upper = static_cast<uint16_t>(u >> 16);
+  if (std::isnan(f) && (upper & 0x7fu) != 0) return upper;
+  return float_to_bf16(f).bits;
+}
 
 }  // namespace
 
@@ -55,10 +71,14 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ck) {
   const bool with_adam = !ck.adam_m.empty() || !ck.adam_v.empty();
   FERRY_CHECK(!with_adam || (ck.adam_m.size() == ck.parameters.size() && ck.adam_v.size() == ck.parameters.size()),
               "optimizer state must match the parameters in size");
-  std::vector<Array> arrays = {{"params", &ck.parameters}};
+  // bf16 is for a model to use, not a run to resume: AdamW's state goes with the exact weights.
+  if (with_adam && ck.param_dtype == ParamDtype::BF16)
+    user_error(path.string(), ": bf16 parameters are for a model file without optimizer state; a checkpoint with "
+               "AdamW state (a run to resume) keeps f32 parameters");
+  std::vector<Array> arrays = {{"params", &ck.parameters, ck.param_dtype}};
   if (with_adam) {
-    arrays.push_back({"adam_m", &ck.adam_m});
-    arrays.push_back({"adam_v", &ck.adam_v});
+    arrays.push_back({"adam_m", &ck.adam_m, ParamDtype::F32});
+    arrays.push_back({"adam_v", &ck.adam_v, ParamDtype::F32});
   }
   nlohmann::json meta = {{"format", "ferry-checkpoint"}, {"step", ck.step},
                          {"model", gpt_config_to_json(ck.model)}, {"adam_steps", ck.adam_steps},
@@ -68,8 +88,8 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ck) {
   meta["arrays"] = nlohmann::json::array();
   uint64_t payload = 0;
   for (const Array& a : arrays) {
-    meta["arrays"].push_back({{"name", a.name}, {"dtype", "f32"}, {"count", a.data->size()}});
-    payload += a.data->size() * sizeof(float);
+    meta["arrays"].push_back({{"name", a.name}, {"dtype", dtype_name(a.dtype)}, {"count", a.data->size()}});
+    payload += a.data->size() * dtype_bytes(a.dtype);
   }
   const std::string meta_text = meta.dump();
 
@@ -89,7 +109,18 @@ void write_checkpoint(const std::filesystem::path& path, const Checkpoint& ck) {
   };
   put(header, kHeaderBytes);
   put(meta_text.data(), meta_text.size());
-  for (const Array& a : arrays) put(a.data->data(), a.data->size() * sizeof(float));
+  for (const Array& a : arrays) {
+    if (a.dtype == ParamDtype::F32) {
+      put(a.data->data(), a.data->size() * sizeof(float));
+      continue;
+    }
+    std::vector<uint16_t> chunk;  // a bounded buffer: a model's bf16 copy is never held whole
+    for (size_t at = 0; at < a.data->size(); at += chunk.size()) {
+      chunk.resize(std::min<size_t>(size_t{1} << 16, a.data->size() - at));
+      for (size_t i = 0; i < chunk.size(); ++i) chunk[i] = narrow_to_bf16((*a.data)[at + i]);
+      put(chunk.data(), chunk.size() * sizeof(uint16_t));
+    }
+  }
   const uint64_t digest = hash.digest();
   out.write(&digest, sizeof digest);
   out.commit();
@@ -142,20 +173,45 @@ Checkpoint read_checkpoint(const std::filesystem::path& path) {
     for (const auto& p : meta.at("params"))
       ck.params.push_back({p.at("name").get<std::string>(), p.at("offset").get<uint64_t>(), p.at("numel").get<uint64_t>()});
     uint64_t at = 0;
+    bool seen[3] = {false, false, false};
     for (const auto& a : meta.at("arrays")) {
       const std::string name = a.at("name").get<std::string>();
+      const std::string dtype = a.at("dtype").get<std::string>();
       const uint64_t count = a.at("count").get<uint64_t>();
-      // Division, not at + count·4: a count near 2^62 would wrap the sum back under the payload.
-      if (count > (payload - at) / sizeof(float)) user_error(where, ": array '", name, "' runs past the payload");
-      std::vector<float>* dst = name == "params" ? &ck.parameters
-                                : name == "adam_m" ? &ck.adam_m
-                                : name == "adam_v" ? &ck.adam_v
-                                                   : nullptr;
-      if (!dst) user_error(where, ": unknown array '", name, "'");
-      dst->resize(count);
-      std::memcpy(dst->data(), body.data() + at, count * sizeof(float));
-      at += count * sizeof(float);
+      const int which = name == "params" ? 0 : name == "adam_m" ? 1 : name == "adam_v" ? 2 : -1;
+      if (which < 0) user_error(where, ": unknown array '", name, "'");
+      if (seen[which]) user_error(where, ": array '", name, "' appears twice");
+      seen[which] = true;
+      if (dtype != "f32" && dtype != "bf16")
+        user_error(where, ": array '", name, "' has unknown dtype ", nlohmann::json(dtype).dump(),  // quoted, escaped
+                   " (this build reads f32 and bf16)");
+      const ParamDtype type = dtype == "bf16" ? ParamDtype::BF16 : ParamDtype::F32;
+      if (type == ParamDtype::BF16 && which != 0)
+        user_error(where, ": array '", name, "' is bf16; optimizer state is stored as f32 only");
+      const size_t width = dtype_bytes(type);
+      // Division, not at + count·width: a count near 2^62 would wrap the sum back under the payload.
+      if (count > (payload - at) / width)
+        user_error(where, ": array '", name, "' (", count, " ", dtype, " values) runs past the payload of ", payload,
+                   " bytes");
+      std::vector<float>& dst = which == 0 ? ck.parameters : which == 1 ? ck.adam_m : ck.adam_v;
+      dst.resize(count);
+      const char* src = body.data() + at;
+      if (type == ParamDtype::F32) {
+        std::memcpy(dst.data(), src, count * sizeof(float));
+      } else {
+        for (uint64_t i = 0; i < count; ++i) {
+          bf16 h;
+          std::memcpy(&h.bits, src + 2 * i, 2);
+          dst[i] = bf16_to_float(h);
+        }
+      }
+      if (which == 0) ck.param_dtype = type;
+      at += count * width;
     }
+    if (at != payload)
+      user_error(where, ": the payload holds ", payload, " bytes but its arrays' counts and dtypes account for ", at);
+    if (ck.param_dtype == ParamDtype::BF16 && (seen[1] || seen[2]))
+      user_error(where, ": bf16 parameters with optimizer state (a run to resume keeps f32 parameters)");
   } catch (const nlohmann::json::exception& e) {
     user_error(where, ": checkpoint metadata is malformed (", e.what(), ")");
   }

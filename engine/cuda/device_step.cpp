@@ -15,7 +15,9 @@
 
 namespace ferry::gpu {
 
-size_t device_optimizer_bytes(const Graph& g) { return 3 * static_cast<size_t>(g.storage_size()) * sizeof(float); }
+size_t device_optimizer_bytes(const Graph& g, bool reduce_buffer) {
+  return (reduce_buffer ? 4 : 3) * static_cast<size_t>(g.storage_size()) * sizeof(float);
+}
 
 #if FERRY_WITH_CUDA
 
@@ -48,6 +50,48 @@ class PinnedBuffer {
  private:
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
+};
+
+// The step's two queues (engine/train/step_queues.h): compute = the backend's stream, comm = a
+// device communicator's; events made as they are first named (in the eager first step, before any
+// capture); bf16 gradients widened into an fp32 reduce buffer at the same offsets.
+class CudaQueues final : public StepQueues {
+ public:
+  CudaQueues(CudaBackend& be, cudaStream_t comm, bf16* grads, size_t n)
+      : compute_(be.stream()), comm_(comm), grads_(grads), reduce_(be, n * sizeof(float)) {}
+  ~CudaQueues() override {
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+  }
+  CudaQueues(const CudaQueues&) = delete;
+  CudaQueues& operator=(const CudaQueues&) = delete;
+
+  void record(Queue q, int e) override { FERRY_CUDA_CHECK(cudaEventRecord(event(e), stream(q))); }
+  void wait(Queue q, int e) override { FERRY_CUDA_CHECK(cudaStreamWaitEvent(stream(q), event(e), 0)); }
+  float* widen(size_t begin, size_t count) override {
+    float* at = static_cast<float*>(reduce_.data()) + begin;
+    convert_bf16_to_f32(at, grads_ + begin, count, comm_);
+    return at;
+  }
+  void narrow(size_t begin, size_t count) override {
+    convert_f32_to_bf16(grads_ + begin, static_cast<const float*>(reduce_.data()) + begin, count, comm_);
+  }
+
+ private:
+  cudaStream_t stream(Queue q) const { return q == Queue::compute ? compute_ : comm_; }
+  cudaEvent_t event(int e) {
+    FERRY_CHECK(e >= 0, "event ", e);
+    while (events_.size() <= static_cast<size_t>(e)) {
+      cudaEvent_t made = nullptr;
+      FERRY_CUDA_CHECK(cudaEventCreateWithFlags(&made, cudaEventDisableTiming));
+      events_.push_back(made);
+    }
+    return events_[static_cast<size_t>(e)];
+  }
+
+  cudaStream_t compute_, comm_;
+  bf16* grads_;
+  DeviceBuffer reduce_;
+  std::vector<cudaEvent_t> events_;
 };
 
 // Where one micro-batch's input lands: staged at `staging` bytes into the staging buffer, copied
@@ -154,6 +198,14 @@ class CudaStep final : public DeviceStep {
     drop_graph();
     reduce_ = std::move(reduce);
   }
+  void set_gradient_hooks(GradientHooks hooks, void* comm_stream) override {
+    drop_graph();
+    FERRY_CHECK(!hooks || comm_stream != nullptr, "gradient hooks need the communicator's stream");
+    hooks_ = std::move(hooks);
+    queues_.reset();
+    if (hooks_)
+      queues_ = std::make_unique<CudaQueues>(be_, static_cast<cudaStream_t>(comm_stream), ex_.grads().as<bf16>(), n_);
+  }
   size_t graph_nodes() const override { return graph_nodes_; }
 
  private:
@@ -226,13 +278,13 @@ class CudaStep final : public DeviceStep {
     int micro_batch = -1;
     for (const InputSlot& slot : slots_) {
       if (slot.micro_batch != micro_batch) {
-        if (micro_batch >= 0) run_micro_batch(micro_batch, loss, results);
+        if (micro_batch >= 0) run_micro_batch(micro_batch, false, loss, results);
         micro_batch = slot.micro_batch;
       }
       FERRY_CUDA_CHECK(cudaMemcpyAsync(ex_.tensor(slot.value).data, static_cast<char*>(staging_.data()) + slot.staging,
                                        slot.bytes, cudaMemcpyDeviceToDevice, s));
     }
-    run_micro_batch(std::max(micro_batch, 0), loss, results);
+    run_micro_batch(std::max(micro_batch, 0), true, loss, results);
     if (reduce_) {  // eager only (see set_gradient_reduction)
       be_.synchronize();
       reduce_(ex_.grads().data, n_);
@@ -247,9 +299,22 @@ class CudaStep final : public DeviceStep {
                            results + kClip, s);
   }
 
-  void run_micro_batch(int k, const float* loss, float* results) {
+  // The last micro-batch's backward issues the DP reduction (set_gradient_hooks) as it goes; its
+  // `finish` leaves the compute stream waiting for the last bucket.
+  void run_micro_batch(int k, bool last, const float* loss, float* results) {
     ex_.forward(true);
-    ex_.backward();
+    if (last && hooks_) {
+      hooks_.begin(*queues_);
+      ex_.set_after_node(hooks_.after_node);
+      struct Unhook {
+        Executor& ex;
+        ~Unhook() { ex.set_after_node({}); }
+      } unhook{ex_};
+      ex_.backward();
+    } else {
+      ex_.backward();
+    }
+    if (last && hooks_) hooks_.finish();
     FERRY_CUDA_CHECK(cudaMemcpyAsync(results + kLosses + k, loss, sizeof(float), cudaMemcpyDeviceToDevice, be_.stream()));
   }
 
@@ -295,6 +360,8 @@ class CudaStep final : public DeviceStep {
   int eager_steps_ = 0;
   bool replay_ = true;
   std::function<void(void* grads, size_t n)> reduce_;
+  GradientHooks hooks_;
+  std::unique_ptr<CudaQueues> queues_;
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
   size_t graph_nodes_ = 0;

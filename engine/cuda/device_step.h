@@ -10,7 +10,9 @@
 // replayed with no host synchronization inside. Before each replay the host uploads the batch to
 // fixed staging addresses (the graph copies it into the input values) and the learning rate and
 // step; after it, the losses and the gradient norm come back in one asynchronous copy, read once
-// the stream is done.
+// the stream is done. Data parallelism on a device communicator is issued into the same step
+// (set_gradient_hooks: gradient buckets reduced on the communicator's stream during the last
+// backward); on a host communicator it stages through the host after backward (eager steps).
 #pragma once
 #include <cstddef>
 #include <functional>
@@ -20,6 +22,7 @@
 #include "engine/executor.h"
 #include "engine/optim/adamw.h"
 #include "engine/train/step.h"
+#include "engine/train/step_queues.h"
 
 namespace ferry::gpu {
 
@@ -41,10 +44,19 @@ class DeviceStep {
   // are host memory (MPI) stages through the host, which a captured graph cannot replay: with a
   // reduction set the step runs eagerly.
   virtual void set_gradient_reduction(std::function<void(void* grads, size_t n)> reduce) = 0;
+  // Data parallelism on a device communicator (NCCL): `hooks` issue the DP reduction into the step
+  // (engine/train/step_queues.h: `begin` before the last micro-batch's backward, `after_node` after
+  // each of its nodes, `finish` before the norm) on this step's queues: compute = the backend's
+  // stream, comm = `comm_stream` (the communicator's cudaStream_t), events between them, bf16
+  // gradients widened into an fp32 reduce buffer and narrowed back on comm. Nothing waits on the
+  // host, so the step is still captured and replayed: the hooks run while the step is issued (the
+  // first, eager step and the capture), the reduction runs on every replay.
+  virtual void set_gradient_hooks(GradientHooks hooks, void* comm_stream) = 0;
 };
 
-// Device bytes of the optimizer state for a graph: fp32 master, m and v.
-size_t device_optimizer_bytes(const Graph& g);
+// Device bytes of the optimizer state for a graph: fp32 master, m and v; with `reduce_buffer`, the
+// fp32 DP reduce buffer of set_gradient_hooks too.
+size_t device_optimizer_bytes(const Graph& g, bool reduce_buffer = false);
 
 // The graph's parameters must be bf16 (the executor's flat buffers are the working copy).
 std::unique_ptr<DeviceStep> make_device_step(const Graph& g, Executor& ex, const AdamWConfig& cfg);

@@ -23,6 +23,11 @@ __global__ void f32_to_bf16_kernel(bf16* dst, const float* src, size_t n) {
     st(dst + i, src[i]);
 }
 
+__global__ void bf16_to_f32_kernel(float* dst, const bf16* src, size_t n) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    dst[i] = ld(src + i);
+}
+
 // Keys a query row sees: [0, visible(t)).
 __device__ __forceinline__ int visible(int t, int Tn, const int32_t* key_lengths, int b, bool causal) {
   int n = causal ? t + 1 : Tn;
@@ -155,6 +160,13 @@ void convert_f32_to_bf16(bf16* dst, const float* src, size_t n, cudaStream_t str
   const unsigned blocks = static_cast<unsigned>(std::min<size_t>((n + 255) / 256, 4096));
   f32_to_bf16_kernel<<<blocks, 256, 0, stream>>>(dst, src, n);
   FERRY_CUDA_CHECK_LAUNCH("f32_to_bf16_kernel");
+}
+
+void convert_bf16_to_f32(float* dst, const bf16* src, size_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  const unsigned blocks = static_cast<unsigned>(std::min<size_t>((n + 255) / 256, 4096));
+  bf16_to_f32_kernel<<<blocks, 256, 0, stream>>>(dst, src, n);
+  FERRY_CUDA_CHECK_LAUNCH("bf16_to_f32_kernel");
 }
 
 void attention_forward_plain(bf16* out, float* lse, const bf16* qkv, const int32_t* key_lengths, int B, int Tn,

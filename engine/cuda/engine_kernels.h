@@ -1,5 +1,5 @@
 // engine/cuda/engine_kernels.h — the few device kernels the CUDA backend needs besides kernels/:
-// precision conversion for the fp32 master weights, and a plain attention for head sizes the
+// precision conversion (the fp32 master weights, the fp32 DP reduce buffer), and a plain attention for head sizes the
 // flash kernels do not take (tiny test models: 16 or 32 channels per head). Declared without CUDA
 // headers; every pointer is device memory and launches are queued on `stream`.
 #pragma once
@@ -14,6 +14,8 @@ namespace ferry::gpu {
 
 // dst[i] = bf16(src[i]), round to nearest even.
 void convert_f32_to_bf16(bf16* dst, const float* src, size_t n, cudaStream_t stream);
+// dst[i] = float(src[i]), exact (the DP reduce buffer: bf16 gradients summed in fp32).
+void convert_bf16_to_f32(float* dst, const bf16* src, size_t n, cudaStream_t stream);
 
 // Plain attention with the contract of kernels/attention.h (lse fp32, key lengths, causal or not):
 // one thread per query row (forward, dQ) or key row (dK, dV), fp32 arithmetic, a fixed loop order

@@ -1,6 +1,6 @@
 // tests/data/interop_test.cpp — llm.c model files and Hugging Face safetensors: exact fp32 round
 // trips, bf16 within rounding, and the files' bytes checked against the published layouts (read
-// here independently of the converter).
+// here independently of the converter); `ferry convert` end to end, ferry → ferry bf16 included.
 #include "tools/convert/model_file.h"
 
 #include <cmath>
@@ -201,6 +201,52 @@ TEST(Convert, CommandLineChainsFerryLlmcSafetensorsAndBack) {
   EXPECT_EQ(detect_model_file(dir.path() / "c.safetensors"), "safetensors");
   const auto bad = test::run_command(ferry + ckpt.string() + " " + (dir.path() / "x.onnx").string());
   EXPECT_EQ(bad.exit_code, 2) << bad.out;
+}
+
+TEST(Convert, FerryToFerryBf16KeepsTheModelAndItsStateAtHalfTheSize) {
+  test::TempDir dir;
+  // A run's checkpoint: optimizer state (which a model file drops) and a fine-tuned model's state.
+  Checkpoint m = random_model(false, 8);
+  m.step = 30;
+  m.adam_steps = 30;
+  m.adam_m.assign(m.parameters.size(), 0.5f);
+  m.adam_v.assign(m.parameters.size(), 0.25f);
+  m.state = {{"finetune", {{"task", "sentiment"}, {"vocab", {"<pad>", "good", "bad"}}}}};
+  const fs::path in = dir.path() / "in.ckpt", half = dir.path() / "half.ckpt", back = dir.path() / "back.ckpt";
+  write_checkpoint(in, m);
+  const std::string ferry = test::ferry_binary() + " convert ";
+  auto r = test::run_command(ferry + in.string() + " " + half.string() + " --dtype bf16");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("(bf16)"), std::string::npos) << r.out;
+  const Checkpoint h = read_checkpoint(half);
+  EXPECT_EQ(h.param_dtype, ParamDtype::BF16);
+  EXPECT_EQ(model_difference(h.model, m.model), "");
+  EXPECT_EQ(h.step, 30);
+  EXPECT_EQ(h.state, m.state);
+  EXPECT_TRUE(h.adam_m.empty() && h.adam_v.empty());
+  EXPECT_EQ(h.adam_steps, 0);
+  ASSERT_EQ(h.params.size(), m.params.size());
+  for (size_t i = 0; i < m.params.size(); ++i) EXPECT_EQ(h.params[i].name, m.params[i].name);
+  ASSERT_EQ(h.parameters.size(), m.parameters.size());
+  for (size_t i = 0; i < m.parameters.size(); ++i)  // the same rounding as the llm.c bf16 writer
+    ASSERT_EQ(h.parameters[i], from_bf16(to_bf16(m.parameters[i]))) << i;
+  // f32 parameters and optimizer state were 12 bytes a value; a bf16 model file is 2.
+  EXPECT_LT(fs::file_size(half) * 5, fs::file_size(in));
+
+  // And back to f32: the bf16 values exactly, still without optimizer state.
+  r = test::run_command(ferry + half.string() + " " + back.string());
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const Checkpoint b = read_checkpoint(back);
+  EXPECT_EQ(b.param_dtype, ParamDtype::F32);
+  expect_bitwise_equal(b, h);
+  EXPECT_EQ(b.state, m.state);
+  // The payload doubles and the metadata's "bf16" becomes "f32", one byte shorter; nothing else changes.
+  EXPECT_EQ(fs::file_size(back) - fs::file_size(half), 2 * m.parameters.size() - 1);
+
+  r = test::run_command(ferry + in.string() + " " + (dir.path() / "x.ckpt").string() + " --dtype f16");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("--dtype must be f32 or bf16, got 'f16'"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir.path() / "x.ckpt"));
 }
 
 }  // namespace

@@ -61,14 +61,17 @@ TEST(LmEvalFixture, IsNotTrivial) {
 }
 
 // The llm.c files (fp32, bf16), the safetensors written by the NumPy script (heads from its
-// config.json), and ferry's own conversions of the fp32 file: checkpoint, run folder, safetensors.
+// config.json), and ferry's own conversions of the fp32 file: checkpoint, run folder, safetensors,
+// and a bf16 checkpoint (scored against the NumPy forward of the bf16-rounded weights).
 TEST(LmEvalReference, EveryKindOfModelFileMatchesTheNumpyForwardWithin1e5) {
   test::TempDir dir;
   const auto e = expected();
   const std::string f32 = fixture("gpt_f32.bin").string();
-  for (const char* out : {"model.ckpt", "model.safetensors", "run/checkpoints/step_00000000.ckpt"}) {
+  for (const char* out : {"model.ckpt", "model.safetensors", "run/checkpoints/step_00000000.ckpt", "bf16.ckpt"}) {
     fs::create_directories((dir.path() / out).parent_path());
-    const auto r = test::run_command(test::ferry_binary() + " convert " + f32 + " " + (dir.path() / out).string());
+    const std::string dtype = std::string(out) == "bf16.ckpt" ? " --dtype bf16" : "";
+    const auto r =
+        test::run_command(test::ferry_binary() + " convert " + f32 + " " + (dir.path() / out).string() + dtype);
     ASSERT_EQ(r.exit_code, 0) << r.out;
   }
   struct Case {
@@ -81,7 +84,8 @@ TEST(LmEvalReference, EveryKindOfModelFileMatchesTheNumpyForwardWithin1e5) {
                                    {fixture("hf/model.safetensors").string(), f},
                                    {(dir.path() / "model.ckpt").string(), f},
                                    {(dir.path() / "model.safetensors").string(), f},
-                                   {(dir.path() / "run").string(), f}};
+                                   {(dir.path() / "run").string(), f},
+                                   {(dir.path() / "bf16.ckpt").string(), b}};
   for (const Case& c : cases) {
     SCOPED_TRACE(c.model);
     const EvalRun r = ferry_eval("--task lm --model " + c.model + " --data " +

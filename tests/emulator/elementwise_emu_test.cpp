@@ -1,7 +1,7 @@
 // tests/emulator/elementwise_emu_test.cpp — the streaming kernels on the emulator through their
 // real wrappers: GELU forward/backward and the bf16/fp32 add (kernels/cuda/gelu.cu: the 16-byte
 // path, the scalar tail, and a buffer off the 16-byte grid that must take the scalar path), the
-// fp32→bf16 conversion (engine/cuda/engine_kernels.cu), token pooling forward/backward in every
+// fp32⇄bf16 conversions (engine/cuda/engine_kernels.cu), token pooling forward/backward in every
 // mode over ragged lengths, scale and the weighted loss sum (kernels/cuda/pooling.cu), each against
 // its CPU reference.
 #include "engine/cuda/engine_kernels.h"
@@ -65,6 +65,11 @@ TEST_P(GeluEmu, ForwardBackwardAndAddMatchCpuReferenceAlignedOrNot) {
   ferry::gpu::convert_f32_to_bf16(converted.get(), fa.get(), n, nullptr);
   const auto c = converted.download();
   for (size_t i = 0; i < n; ++i) ASSERT_EQ(c[i].bits, float_to_bf16(af[i]).bits) << "element " << i;
+  // bf16 → fp32 (the DP reduce buffer): exact, so the round trip gives the bf16 values back.
+  DeviceBuffer<float> widened(n);
+  ferry::gpu::convert_bf16_to_f32(widened.get(), converted.get(), n, nullptr);
+  const auto w = widened.download();
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(w[i], bf16_to_float(c[i])) << "element " << i;
 }
 
 // 8·k exercises only the 16-byte path; odd sizes the scalar tail; 70001 several grid-stride rounds.

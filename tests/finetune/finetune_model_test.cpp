@@ -2,11 +2,12 @@
 // prediction, LoRA merged into the weights computes the same function, techniques set trainability
 // and learning-rate scales, task models round-trip by name in the checkpoint format (and a
 // pretraining checkpoint loads into a task graph), build_gpt is the trunk plus an LM head, and the commands run end to end on a
-// small NER fixture (finetune → eval → predict).
+// small NER fixture (finetune → eval → predict), a bf16 copy of such a model included.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 
 #include "engine/backend.h"
@@ -356,6 +357,49 @@ TEST(Commands, NerFinetuneEvalPredictEndToEnd) {
   EXPECT_EQ(r.exit_code, 2) << r.out;
   r = test::run_command(env + test::ferry_binary() + " finetune --task ner --out " + out + "/x");
   EXPECT_EQ(r.exit_code, 2) << r.out;
+}
+
+// A fine-tuned model converted to bf16 (`ferry convert --dtype bf16`, as the release model ships)
+// keeps its task meta and compact vocabulary, and every command that takes a model reads it:
+// finetune --init loads all of its parameters and keeps its vocabulary, predict and eval run on it.
+TEST(Commands, Bf16ConvertedTaskModelLoadsInFinetuneInitPredictAndEval) {
+  if (!std::filesystem::exists(tokenizer::Gpt2Tokenizer::default_dir() / "vocab.bpe"))
+    GTEST_SKIP() << "GPT-2 vocabulary not fetched (scripts/fetch_assets.sh)";
+  test::TempDir dir;
+  const std::string env = "FERRY_NER_DIR=" + (test::source_dir() / "tests/finetune/fixtures/ner").string() + " ";
+  const std::string out = (dir.path() / "ner").string(), half = (dir.path() / "ner_bf16.ckpt").string();
+  auto r = test::run_command(env + test::ferry_binary() +
+                             " finetune --task ner --from-scratch --model encoder-nano --vocab-kind frequent --vocab-size 64"
+                             " --steps 6 --batch-size 8 --seq-len 16 --eval-every 0 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = test::run_command(test::ferry_binary() + " convert " + out + " " + half + " --dtype bf16");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+
+  const ModelFile f32 = load_model_file(out), bf16 = load_model_file(half);
+  EXPECT_EQ(read_checkpoint(half).param_dtype, ParamDtype::BF16);
+  EXPECT_FALSE(bf16.pretraining());
+  EXPECT_EQ(bf16.meta, f32.meta);
+  EXPECT_EQ(model_difference(bf16.config, f32.config), "");
+  ASSERT_EQ(bf16.params.size(), f32.params.size());
+  ASSERT_EQ(bf16.data.size(), f32.data.size());
+  for (size_t i = 0; i < f32.data.size(); ++i) {
+    ASSERT_LE(std::abs(bf16.data[i] - f32.data[i]), std::ldexp(std::abs(f32.data[i]), -8)) << i;
+    uint32_t bits;
+    std::memcpy(&bits, &bf16.data[i], 4);
+    ASSERT_EQ(bits & 0xffffu, 0u) << "value " << i << " is not a bf16 value";
+  }
+
+  r = test::run_command(env + test::ferry_binary() + " finetune --task ner --init " + half +
+                        " --steps 2 --batch-size 8 --seq-len 16 --eval-every 0 --out " + out + "/again");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find(str_cat(bf16.params.size(), " loaded from ")), std::string::npos) << r.out;
+  EXPECT_EQ(load_model_file(out + "/again").meta.at("vocab"), f32.meta.at("vocab"));
+
+  r = test::run_command("echo 'I met Bob Smith in Rome today' | " + test::ferry_binary() + " predict " + half);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  r = test::run_command(env + test::ferry_binary() + " eval " + half + " --split dev --out " + out + "/dev_bf16");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("entity F1"), std::string::npos) << r.out;
 }
 
 // An assets folder holding GPT-2's vocabulary and a synthetic IMDB file whose labels a small model

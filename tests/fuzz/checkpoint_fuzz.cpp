@@ -5,8 +5,8 @@
 // with the right checksum before reading, so the fuzzer gets past the checksum into the header,
 // metadata and arrays (a checksum is no defence against a file made to be read: anyone can compute
 // it). Properties: a file loads or gives a UserError; every parameter-table entry lies inside the
-// parameters; load → save → load gives the same checkpoint, bit for bit; and saving is canonical
-// (save(load(save(c))) has the bytes of save(c)).
+// parameters; load → save → load gives the same checkpoint, bit for bit, in the dtype it was stored
+// in (f32 or bf16 parameters); and saving is canonical (save(load(save(c))) has the bytes of save(c)).
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/checkpoint/hash64.h"
 #include "base/error.h"
@@ -25,6 +25,7 @@ void expect_same(const Checkpoint& a, const Checkpoint& b) {
     FUZZ_ASSERT(a.params[i].name == b.params[i].name && a.params[i].offset == b.params[i].offset &&
                     a.params[i].numel == b.params[i].numel,
                 "parameter table entry changed");
+  FUZZ_ASSERT(a.param_dtype == b.param_dtype, "the parameters' dtype changed");
   FUZZ_ASSERT(ferry::fuzz::same_bits(a.parameters, b.parameters), "parameters changed");
   FUZZ_ASSERT(ferry::fuzz::same_bits(a.adam_m, b.adam_m) && ferry::fuzz::same_bits(a.adam_v, b.adam_v),
               "optimizer state changed");

@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
   }
   g_root = argv[1];
 
-  // Checkpoints: a training run's (optimizer state, trainer state) and an imported model's.
+  // Checkpoints: a training run's (optimizer state, trainer state), an imported model's, and that
+  // model as a bf16 model file (the bytes of `ferry convert encoder.ckpt out.ckpt --dtype bf16`).
   Checkpoint run = tiny_model(true, true);
   run.step = 12;
   run.adam_steps = 12;
@@ -89,6 +90,10 @@ int main(int argc, char** argv) {
   seed("checkpoint_fuzz", "run_fixup", prefixed(1, run_ckpt));
   seed("checkpoint_fuzz", "run_raw", prefixed(0, run_ckpt));
   seed("checkpoint_fuzz", "encoder_fixup", prefixed(1, model_ckpt));
+  Checkpoint bf16_model = encoder;
+  bf16_model.param_dtype = ParamDtype::BF16;
+  seed("checkpoint_fuzz", "bf16_model_fixup",
+       prefixed(1, written([&](const fs::path& p) { write_checkpoint(p, bf16_model); })));
 
   // llm.c model files, fp32 and bf16.
   const Checkpoint gpt = tiny_model(true, true);

@@ -1,0 +1,49 @@
+// engine/train/step_queues.h — the two queues a training step's device work runs on, seen by the
+// code that schedules collectives into the step (parallel/data_parallel.h) without device headers.
+//
+//   compute   the backend's stream: forward, backward, the norm and the optimizer
+//   comm      a device communicator's stream: gradient buckets widened, reduced and narrowed
+//
+// Work on one queue runs in the order it was issued; between the queues only events order it.
+// Nothing here waits on the host, so everything issued through it can be captured in one CUDA
+// graph (a capture forks onto `comm` at its first wait and joins back at the last one).
+// The CUDA device step implements it with cudaEventRecord / cudaStreamWaitEvent and conversion
+// kernels (engine/cuda/device_step.cpp); the CPU runs everything at once, in issue order
+// (parallel/data_parallel.h: HostQueues); tests record it.
+#pragma once
+#include <cstddef>
+#include <functional>
+
+namespace ferry {
+
+enum class Queue { compute, comm };
+
+inline const char* queue_name(Queue q) { return q == Queue::compute ? "compute" : "comm"; }
+
+class StepQueues {
+ public:
+  virtual ~StepQueues() = default;
+  // Event `event` (0, 1, …: an implementation makes them as they are first named) marks the work
+  // issued on `q` so far.
+  virtual void record(Queue q, int event) = 0;
+  // Work issued on `q` after this runs after the work `event` marked.
+  virtual void wait(Queue q, int event) = 0;
+  // Elements [begin, begin + count) of the flat gradient buffer (storage order), as fp32, issued on
+  // `comm`: returns where they are (the CUDA step widens its bf16 gradients into an fp32 reduce
+  // buffer at the same offsets; fp32 gradients are returned in place).
+  virtual float* widen(size_t begin, size_t count) = 0;
+  // Writes widened elements back into the gradient buffer, issued on `comm` (bf16: rounded once).
+  virtual void narrow(size_t begin, size_t count) = 0;
+};
+
+// What a device step calls to reduce its gradients inside the step (a device communicator):
+// `begin` before the last micro-batch's backward, `after_node` after each of its nodes, `finish`
+// after it and before the norm. Every call only issues work.
+struct GradientHooks {
+  std::function<void(StepQueues&)> begin;
+  std::function<void(int node)> after_node;
+  std::function<void()> finish;
+  explicit operator bool() const { return static_cast<bool>(begin); }
+};
+
+}  // namespace ferry
