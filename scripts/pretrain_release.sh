@@ -7,7 +7,8 @@
 #      IMDB pretraining pool (tools/data/imdb_pretrain.h: reviews that may only ever be sentiment
 #      TRAIN examples; no dev or test review is ever read), writing its held-out windows as a token
 #      shard;
-#   3. score that shard with `ferry eval --task lm` (the number the manifest records and the cpu test
+#   3. write the shipped copy with bf16 parameters (`ferry convert --dtype bf16`: release.ckpt) and
+#      score that shard with it through `ferry eval --task lm` (the number the manifest records and the cpu test
 #      tests/finetune/release_model_test.cpp reproduces);
 #   4. draw the loss curve and write the manifest: the model's and the corpus files' SHA-256, the
 #      config, the exact commands, the ferry commit, the held-out loss, time and machine.
@@ -60,7 +61,10 @@ fi
 
 seq_len=$(sed -n 's/^seq[-_]len *= *\([0-9]*\).*/\1/p' "$CONFIG")
 batch=$(sed -n 's/^batch[-_]size *= *\([0-9]*\).*/\1/p' "$CONFIG")
-eval=("$F" eval --task lm --model "$OUT/model.ckpt" --data "$OUT/heldout.bin" --batch-size "$batch" --seq-len "$seq_len")
+# What ships: the trained model with bf16 parameters (half the bytes; `ferry convert` rounds to
+# nearest even, every reader widens back to f32). The held-out loss recorded is the bf16 file's.
+"$F" convert "$OUT/model.ckpt" "$OUT/release.ckpt" --dtype bf16 >/dev/null
+eval=("$F" eval --task lm --model "$OUT/release.ckpt" --data "$OUT/heldout.bin" --batch-size "$batch" --seq-len "$seq_len")
 echo "== held-out loss: ${eval[*]}"
 line=$("${eval[@]}")
 echo "$line"
@@ -91,14 +95,14 @@ corpus_json() {
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- . 2>/dev/null || commit="$commit (with uncommitted changes)"
 commit=${FERRY_RELEASE_COMMIT:-$commit}
-params=$(grep -a -o '"count":[0-9]*' "$OUT/model.ckpt" | head -n 1 | cut -d: -f2)
+params=$(grep -a -o '"count":[0-9]*' "$OUT/release.ckpt" | head -n 1 | cut -d: -f2)
 train_heldout=$(sed -n 's/^  "value": \([0-9.eE+-]*\),\{0,1\}$/\1/p' "$OUT/eval.json" | head -n 1)
 final_train=$(tail -n 1 "$OUT/metrics.jsonl" | grep -o '"train_loss":[0-9.eE+-]*' | cut -d: -f2)
 {
   printf '{\n'
   printf '  "name": "%s",\n' "$NAME"
-  printf '  "model": {"file": "%s.ckpt", "sha256": "%s", "bytes": %d, "parameters": %s},\n' "$NAME" \
-    "$(sha "$OUT/model.ckpt")" "$(wc -c < "$OUT/model.ckpt")" "${params:-0}"
+  printf '  "model": {"file": "%s.ckpt", "sha256": "%s", "bytes": %d, "parameters": %s, "dtype": "bf16", "converted_by": "ferry convert RUN/model.ckpt RUN/release.ckpt --dtype bf16", "f32_sha256": "%s"},\n' "$NAME" \
+    "$(sha "$OUT/release.ckpt")" "$(wc -c < "$OUT/release.ckpt")" "${params:-0}" "$(sha "$OUT/model.ckpt")"
   printf '  "heldout": {"file": "%s-heldout.bin", "sha256": "%s", "eval_loss": %s, "eval_command": "ferry eval --task lm --model models/%s.ckpt --data models/%s-heldout.bin --batch-size %s --seq-len %s"},\n' \
     "$NAME" "$(sha "$OUT/heldout.bin")" "$loss" "$NAME" "$NAME" "$batch" "$seq_len"
   printf '  "training": {"command": "%s", "config_file": "%s", "config_sha256": "%s", "final_train_loss": %s, "best_heldout_loss": %s, "wall_seconds": %d},\n' \
@@ -109,11 +113,11 @@ final_train=$(tail -n 1 "$OUT/metrics.jsonl" | grep -o '"train_loss":[0-9.eE+-]*
   printf '  "date": "%s"\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   printf '}\n'
 } > "$OUT/manifest.json"
-echo "== $OUT: model.ckpt, heldout.bin, loss.svg, metrics.jsonl, manifest.json (held-out loss $loss nats/token, ${seconds}s)"
+echo "== $OUT: model.ckpt (f32), release.ckpt (bf16), heldout.bin, loss.svg, metrics.jsonl, manifest.json (held-out loss $loss nats/token, ${seconds}s)"
 
 if [ "$install" = 1 ]; then
   mkdir -p models
-  cp "$OUT/model.ckpt" "models/$NAME.ckpt"
+  cp "$OUT/release.ckpt" "models/$NAME.ckpt"
   cp "$OUT/heldout.bin" "models/$NAME-heldout.bin"
   cp "$OUT/manifest.json" "models/$NAME.json"
   cp "$OUT/loss.svg" "models/$NAME-loss.svg"
