@@ -63,6 +63,16 @@ TEST(ConfigErrors, BadFlagValueExitsTwo) {
   EXPECT_NE(r.out.find("--max-steps"), std::string::npos) << r.out;
 }
 
+// A rate multiplier outside [0, 10] (negative, or a typo such as 100) is refused before any data is read.
+TEST(ConfigErrors, GeneratorRateScaleOutOfRangeExitsTwo) {
+  for (const char* value : {"-1", "100"}) {
+    const auto r = test::run_command(test::ferry_binary() + " finetune --task rtd --generator-lr-scale " + value);
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_NE(r.out.find("--generator-lr-scale"), std::string::npos) << r.out;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  }
+}
+
 // Below tools/ an error names the setting ("tp 8: ..."); the command line shows the flag the user
 // typed (base/setting_error.h, tools/cli/main.cpp).
 TEST(ConfigErrors, ASettingsErrorIsShownAsTheFlagOfTheCommand) {

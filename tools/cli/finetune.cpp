@@ -47,6 +47,7 @@ struct Args {
   int lora_rank = 0, unfreeze_every = 0, adapt_steps = 0;
   int n_layer = 0, n_head = 0, n_embd = 0, max_seq_len = 0;  // preset overrides (0: the preset's)
   int generator_width = 0;                                    // --task rtd (0: half the width)
+  float generator_lr_scale = 1.0f;                            // --task rtd (0: a frozen, near-uniform generator)
   float lr = 1e-3f, min_lr_ratio = 0.1f, layer_lr_decay = 1.0f, trunk_lr_scale = 1.0f, lora_alpha = 16.0f, weight_decay = 0.01f;
   size_t labels = 0, dev_limit = 500, test_limit = 0, lm_bytes = 0;
   uint64_t seed = 1337;
@@ -351,6 +352,7 @@ void run_rtd(const Args& a) {
   rc.eval_every = a.eval_every;
   rc.lr = a.lr;
   rc.min_lr = a.lr * a.min_lr_ratio;
+  rc.generator_lr_scale = a.generator_lr_scale;
   rc.seed = a.seed;
   rc.tokens_per_step = int64_t(a.batch) * a.seq_len;
   const RtdResult r = train_rtd(disc, gen, text.train, text.dev, *backend, rc);
@@ -366,6 +368,7 @@ void run_rtd(const Args& a) {
                  {"heldout_replaced_fraction", r.heldout_replaced},
                  {"generator_train_loss", r.generator_loss},
                  {"generator_width", gen.meta.config.n_embd},
+                 {"generator_lr_scale", a.generator_lr_scale},
                  {"steps", a.steps},
                  {"init", init_desc}};
   report.summary = str_cat("held-out discriminator loss ", r.heldout_loss, " (", 100.0 * r.heldout_replaced,
@@ -557,6 +560,10 @@ void setup(CLI::App& app) {
   app.add_option("--n-embd", a->n_embd, "without --init: width (overrides the preset's)");
   app.add_option("--max-seq-len", a->max_seq_len, "without --init: positions (overrides the preset's)");
   app.add_option("--generator-width", a->generator_width, "rtd: the generator's width (default half the model's)");
+  app.add_option("--generator-lr-scale", a->generator_lr_scale,
+                 "rtd: the generator's learning rate as a multiple of the model's (default 1; 0 keeps it untrained: "
+                 "replacements are near-uniform pieces)")
+      ->check(CLI::Range(0.0, 10.0));
   app.add_option("--vocab-size", a->vocab_size, "without --init: compact vocabulary size (0: all of GPT-2's 50,257 pieces)");
   app.add_option("--vocab-kind", a->vocab_kind,
                  "without --init: bpe (GPT-2's first merges, lossless) | frequent (the task text's most frequent pieces, rarer ones <unk>)")
