@@ -109,7 +109,7 @@ final_train=$(tail -n 1 "$OUT/metrics.jsonl" | grep -o '"train_loss":[0-9.eE+-]*
     "${pretrain[*]}" "$CONFIG" "$(sha "$CONFIG")" "${final_train:-null}" "${train_heldout:-null}" "$seconds"
   printf '  "corpus": {\n%s\n  },\n' "$(corpus_json)"
   printf '  "ferry_commit": "%s",\n' "$commit"
-  printf '  "machine": "%s, %s cores",\n' "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)" "$(nproc)"
+  printf '  "machine": "%s, %s cores",\n' "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)" "$(nproc --all)"
   printf '  "date": "%s"\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   printf '}\n'
 } > "$OUT/manifest.json"

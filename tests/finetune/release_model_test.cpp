@@ -1,12 +1,15 @@
 // tests/finetune/release_model_test.cpp — the release model the repository ships
 // (models/ferry-release.ckpt, made by scripts/pretrain_release.sh) is the file its manifest
 // describes, and `ferry eval --task lm` on its held-out shard reproduces the held-out loss the
-// manifest records, with the manifest's own command.
+// manifest records, with the manifest's own command. It ships as issue 17 asks: bf16 parameters, at
+// most 25 MB, pretrained from the config file in the repository as it is.
+#include <filesystem>
 #include <fstream>
 #include <regex>
 
 #include <nlohmann/json.hpp>
 
+#include "engine/checkpoint/checkpoint.h"
 #include "engine/finetune/model_file.h"
 #include "tests/support/support.h"
 
@@ -39,6 +42,20 @@ TEST(ReleaseModel, FilesMatchTheirManifestHashes) {
   const ModelFile f = load_model_file(ckpt);
   EXPECT_EQ(f.data.size(), m["model"]["parameters"].get<size_t>());
   EXPECT_FALSE(f.pretraining()) << "a ferry finetune model: it carries its compact vocabulary";
+}
+
+TEST(ReleaseModel, ShipsBf16ParametersUnder25MbFromTheConfigAsItIs) {
+  const nlohmann::json m = manifest();
+  ASSERT_TRUE(m.is_object());
+  const auto ckpt = source_dir() / "models" / m["model"]["file"].get<std::string>();
+  EXPECT_EQ(m["model"].value("dtype", ""), "bf16");
+  EXPECT_EQ(read_checkpoint(ckpt).param_dtype, ParamDtype::BF16) << ckpt;
+  EXPECT_LE(std::filesystem::file_size(ckpt), 25u * 1000 * 1000) << ckpt;
+  EXPECT_EQ(std::filesystem::file_size(ckpt), m["model"]["bytes"].get<uint64_t>());
+  // The config the manifest names is the one in the tree, unchanged since the model was trained
+  // (a change to it means the shipped model no longer comes from it: rerun pretrain_release.sh).
+  const auto config = source_dir() / m["training"]["config_file"].get<std::string>();
+  EXPECT_EQ(sha256_of(config), m["training"]["config_sha256"].get<std::string>()) << config;
 }
 
 TEST(ReleaseModel, EvalReproducesTheHeldOutLoss) {
