@@ -33,6 +33,32 @@ __global__ void embedding_forward_kernel(__nv_bfloat16* out, const int32_t* toke
   store8(out + size_t(bt) * C + c, r);
 }
 
+// A token outside [vocab_start, vocab_start + rows) reads no table row; wpe may be null.
+__global__ void vocab_parallel_embedding_forward_kernel(__nv_bfloat16* out, const int32_t* tokens,
+                                                        const __nv_bfloat16* wte, const __nv_bfloat16* wpe, int BT,
+                                                        int Tn, int C8, int vocab_start, int rows) {
+  const size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (i >= size_t(BT) * C8) return;
+  const int bt = static_cast<int>(i / C8), c = static_cast<int>(i % C8) * 8, t = bt % Tn;
+  const size_t C = size_t(C8) * 8;
+  const int row = tokens[bt] - vocab_start;
+  float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  if (row >= 0 && row < rows) {
+    const Bf16x8 te = load8(wte + size_t(row) * C + c);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) f[k] = __bfloat162float(te.v[k]);
+  }
+  if (wpe) {
+    const Bf16x8 pe = load8(wpe + size_t(t) * C + c);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) f[k] += __bfloat162float(pe.v[k]);
+  }
+  Bf16x8 r;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) r.v[k] = __float2bfloat16_rn(f[k]);
+  store8(out + size_t(bt) * C + c, r);
+}
+
 __global__ void iota_kernel(int32_t* p, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) p[i] = i;
@@ -168,6 +194,16 @@ void embedding_forward(bf16* out, const int32_t* tokens, const bf16* wte, const 
   embedding_forward_kernel<<<ceil_div(size_t(BT) * C8, 256), 256, 0, stream>>>(dev(out), tokens, dev(wte), dev(wpe),
                                                                               BT, Tn, C8);
   FERRY_CUDA_CHECK_LAUNCH("embedding_forward_kernel");
+}
+
+void vocab_parallel_embedding_forward(bf16* out, const int32_t* tokens, const bf16* wte_shard, const bf16* wpe, int B,
+                                      int Tn, int C, int vocab_start, int rows, cudaStream_t stream) {
+  FERRY_CUDA_REQUIRE(C % 8 == 0, "C=" + std::to_string(C));
+  const int BT = B * Tn, C8 = C / 8;
+  if (BT == 0) return;
+  vocab_parallel_embedding_forward_kernel<<<ceil_div(size_t(BT) * C8, 256), 256, 0, stream>>>(
+      dev(out), tokens, dev(wte_shard), dev(wpe), BT, Tn, C8, vocab_start, rows);
+  FERRY_CUDA_CHECK_LAUNCH("vocab_parallel_embedding_forward_kernel");
 }
 
 size_t embedding_backward_workspace_bytes(int B, int Tn, int C, int V) {
