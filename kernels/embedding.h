@@ -59,8 +59,15 @@ void embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t*
                         void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 // The vocabulary-parallel forward (contract above), bf16, fp32 sum of the two rows; wpe nullable.
-// C % 8 == 0. (The vocabulary-parallel backward has no CUDA twin yet.)
+// C % 8 == 0.
 void vocab_parallel_embedding_forward(bf16* out, const int32_t* tokens, const bf16* wte_shard, const bf16* wpe, int B,
                                       int Tn, int C, int vocab_start, int rows, cudaStream_t stream);
+// The vocabulary-parallel backward: the deterministic sort-based backward above over local ids
+// (tokens outside the shard become a marker id that adds to no row). dwte_shard or dwpe nullable.
+// Needs vocab_parallel_embedding_backward_workspace_bytes of workspace (none without dwte_shard).
+size_t vocab_parallel_embedding_backward_workspace_bytes(int B, int Tn, int C, int rows);
+void vocab_parallel_embedding_backward(bf16* dwte_shard, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B,
+                                       int Tn, int C, int vocab_start, int rows, void* workspace,
+                                       size_t workspace_bytes, cudaStream_t stream);
 
 }  // namespace ferry::kernels::cuda

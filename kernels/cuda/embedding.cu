@@ -212,8 +212,13 @@ size_t embedding_backward_workspace_bytes(int B, int Tn, int C, int V) {
          cub_temp_bytes(BT, V);
 }
 
-void embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B, int Tn, int C, int V,
-                        void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+namespace {
+
+// The backward over ids already in [0, V], where id V marks a position that adds to no row (a token
+// of another rank's shard): sorted on id_bits(V + 1) bits so the marker never aliases a real id,
+// and skipped by the dwte kernels (id >= V). `sort_V` is V for the plain embedding (no marker).
+void embedding_backward_ids(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B, int Tn, int C,
+                            int V, int sort_V, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   FERRY_CUDA_REQUIRE(C % 8 == 0, "C=" + std::to_string(C));
   const int BT = B * Tn, C8 = C / 8;
   if (BT == 0) return;
@@ -222,7 +227,6 @@ void embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t*
     FERRY_CUDA_CHECK_LAUNCH("embedding_backward_wpe_kernel");
   }
   if (!dwte) return;
-  FERRY_CUDA_REQUIRE(workspace_bytes >= embedding_backward_workspace_bytes(B, Tn, C, V), "workspace too small");
   char* w = static_cast<char*>(workspace);
   const size_t slot = align256(sizeof(int32_t) * size_t(BT));
   const size_t partial_bytes = align256(sizeof(float) * size_t(partial_slots(BT)) * C);
@@ -236,12 +240,51 @@ void embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t*
   FERRY_CUDA_CHECK_LAUNCH("iota_kernel");
   // LSD radix sort is stable: equal ids keep ascending positions.
   FERRY_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, tokens, sorted_ids, positions, sorted_pos, BT, 0,
-                                                   id_bits(V), stream));
+                                                   id_bits(sort_V), stream));
   embedding_backward_wte_kernel<<<BT, kThreads, 0, stream>>>(dev(dwte), partials, dev(dout), sorted_ids, sorted_pos,
                                                              BT, C8, V);
   FERRY_CUDA_CHECK_LAUNCH("embedding_backward_wte_kernel");
   embedding_backward_wte_combine_kernel<<<BT, kThreads, 0, stream>>>(dev(dwte), partials, sorted_ids, BT, C8, V);
   FERRY_CUDA_CHECK_LAUNCH("embedding_backward_wte_combine_kernel");
+}
+
+__global__ void local_ids_kernel(int32_t* ids, const int32_t* tokens, int n, int vocab_start, int rows) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const int row = tokens[i] - vocab_start;
+  ids[i] = row >= 0 && row < rows ? row : rows;
+}
+
+}  // namespace
+
+void embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B, int Tn, int C, int V,
+                        void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  if (dwte)
+    FERRY_CUDA_REQUIRE(workspace_bytes >= embedding_backward_workspace_bytes(B, Tn, C, V), "workspace too small");
+  embedding_backward_ids(dwte, dwpe, dout, tokens, B, Tn, C, V, V, workspace, workspace_bytes, stream);
+}
+
+// Workspace: the local ids (BT int32), then the plain backward's at rows + 1 ids.
+size_t vocab_parallel_embedding_backward_workspace_bytes(int B, int Tn, int C, int rows) {
+  return align256(sizeof(int32_t) * size_t(B) * Tn) + embedding_backward_workspace_bytes(B, Tn, C, rows + 1);
+}
+
+void vocab_parallel_embedding_backward(bf16* dwte_shard, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B,
+                                       int Tn, int C, int vocab_start, int rows, void* workspace,
+                                       size_t workspace_bytes, cudaStream_t stream) {
+  FERRY_CUDA_REQUIRE(C % 8 == 0, "C=" + std::to_string(C));
+  const int BT = B * Tn;
+  if (BT == 0) return;
+  if (!dwte_shard)
+    return embedding_backward_ids(nullptr, dwpe, dout, tokens, B, Tn, C, rows, rows + 1, nullptr, 0, stream);
+  FERRY_CUDA_REQUIRE(workspace_bytes >= vocab_parallel_embedding_backward_workspace_bytes(B, Tn, C, rows),
+                     "workspace too small");
+  int32_t* ids = static_cast<int32_t*>(workspace);
+  const size_t head = align256(sizeof(int32_t) * size_t(BT));
+  local_ids_kernel<<<ceil_div(BT, 256), 256, 0, stream>>>(ids, tokens, BT, vocab_start, rows);
+  FERRY_CUDA_CHECK_LAUNCH("local_ids_kernel");
+  embedding_backward_ids(dwte_shard, dwpe, dout, ids, B, Tn, C, rows, rows + 1, static_cast<char*>(workspace) + head,
+                         workspace_bytes - head, stream);
 }
 
 }  // namespace ferry::kernels::cuda

@@ -1,5 +1,5 @@
 // tests/emulator/vocab_parallel_emu_test.cpp — the vocabulary-parallel kernels of tensor parallelism
-// (kernels/cuda/embedding.cu: the sharded embedding forward; kernels/cuda/cross_entropy.cu: the
+// (kernels/cuda/embedding.cu: the sharded embedding forward and backward; kernels/cuda/cross_entropy.cu: the
 // three cross-entropy passes) on the emulator, against the CPU references (kernels/cpu/), on fresh
 // random inputs with the outputs poisoned first. The vocabulary is cut into R shards as the TP
 // rewrite cuts it (the last shard ends in padding, or is all padding); the group's all-reduces
@@ -27,7 +27,7 @@ struct EmbShape {
 
 class VocabParallelEmbeddingEmu : public EmulatedP<EmbShape> {};
 
-TEST_P(VocabParallelEmbeddingEmu, ForwardOfEveryShardMatchesReferenceAndShardsSumToTheWholeTable) {
+TEST_P(VocabParallelEmbeddingEmu, ForwardAndBackwardOfEveryShardMatchReferenceAndShardsMakeTheWholeTable) {
   const auto [B, T, C, V, R, positions] = GetParam();
   std::mt19937_64 rng(emu_seed());
   const int rows = (V + R - 1) / R;
@@ -35,7 +35,8 @@ TEST_P(VocabParallelEmbeddingEmu, ForwardOfEveryShardMatchesReferenceAndShardsSu
   const auto wpe = random_bf16_values(size_t(T) * C, rng);
   std::uniform_int_distribution<int32_t> tok(0, V - 1);
   std::vector<int32_t> tokens(size_t(B) * T);
-  for (auto& t : tokens) t = tok(rng);
+  // Every third position holds one id (runs longer than a 32-position chunk in the bigger shapes).
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = i % 3 == 0 ? V - 1 : tok(rng);
   std::vector<double> whole(size_t(B) * T * C, 0.0);
   for (int r = 0; r < R; ++r) {
     const std::vector<double> shard(wte.begin() + size_t(r) * rows * C, wte.begin() + size_t(r + 1) * rows * C);
@@ -52,6 +53,32 @@ TEST_P(VocabParallelEmbeddingEmu, ForwardOfEveryShardMatchesReferenceAndShardsSu
     FERRY_EXPECT_CLOSE(to_double(d_out.download()), ref, kBf16Tolerance);
     for (size_t i = 0; i < whole.size(); ++i) whole[i] += ref[i];
   }
+  // Backward, accumulating into random gradients: each shard's rows, then all shards side by side
+  // equal the single-process backward of the whole table.
+  const auto dout = random_bf16_values(size_t(B) * T * C, rng);
+  const auto dwte0 = random_bf16_values(wte.size(), rng), dwpe0 = random_bf16_values(wpe.size(), rng);
+  std::vector<double> dwte_all(wte.size());
+  for (int r = 0; r < R; ++r) {
+    const size_t at = size_t(r) * rows * C;
+    std::vector<double> dwte(dwte0.begin() + at, dwte0.begin() + at + size_t(rows) * C), dwpe = dwpe0;
+    const bool with_pe = positions && r == 0;
+    cpu::vocab_parallel_embedding_backward<double>(dwte.data(), with_pe ? dwpe.data() : nullptr, dout.data(),
+                                                   tokens.data(), B, T, C, r * rows, rows);
+    std::copy(dwte.begin(), dwte.end(), dwte_all.begin() + at);
+    DeviceBuffer<bf16> d_dwte(to_bf16(std::vector<double>(dwte0.begin() + at, dwte0.begin() + at + dwte.size()))),
+        d_dwpe(to_bf16(dwpe0)), d_dout(to_bf16(dout));
+    DeviceBuffer<int32_t> d_tokens(tokens);
+    DeviceBuffer<unsigned char> ws(gpu::vocab_parallel_embedding_backward_workspace_bytes(B, T, C, rows));
+    gpu::vocab_parallel_embedding_backward(d_dwte.get(), with_pe ? d_dwpe.get() : nullptr, d_dout.get(),
+                                           d_tokens.get(), B, T, C, r * rows, rows, ws.get(), ws.size(), nullptr);
+    FERRY_EXPECT_CLOSE(to_double(d_dwte.download()), dwte, kBf16Tolerance);
+    if (with_pe) FERRY_EXPECT_CLOSE(to_double(d_dwpe.download()), dwpe, kBf16Tolerance);
+  }
+  std::vector<double> dwte_one = dwte0, dwpe_one = dwpe0;
+  cpu::embedding_backward<double>(dwte_one.data(), dwpe_one.data(), dout.data(), tokens.data(), B, T, C,
+                                  rows * R);
+  FERRY_EXPECT_CLOSE(dwte_all, dwte_one, kFp32Tolerance);
+
   // The shards' sum is the single-process embedding.
   std::vector<double> one(whole.size());
   if (positions) {
@@ -62,7 +89,8 @@ TEST_P(VocabParallelEmbeddingEmu, ForwardOfEveryShardMatchesReferenceAndShardsSu
 
 INSTANTIATE_TEST_SUITE_P(Shapes, VocabParallelEmbeddingEmu,
                          ::testing::Values(EmbShape{2, 5, 8, 13, 2, true}, EmbShape{1, 7, 16, 33, 3, false},
-                                           EmbShape{3, 4, 24, 64, 4, true}, EmbShape{2, 3, 8, 5, 8, true}));
+                                           EmbShape{3, 4, 24, 64, 4, true}, EmbShape{2, 3, 8, 5, 8, true},
+                                           EmbShape{4, 50, 16, 40, 2, true}));
 
 struct CeShape {
   int N, V, ranks;
