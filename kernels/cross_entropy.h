@@ -19,6 +19,26 @@ template <typename T>
 T cross_entropy_forward_backward(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int V, int ld,
                                  T scale, int32_t ignore_index);
 
+// Vocabulary-parallel cross-entropy (tensor parallelism): this rank's logits [N, ld] hold classes
+// [vocab_start, vocab_start + valid) of the whole vocabulary (valid ≤ ld; 0 when the shard is all
+// padding). Three passes; between them the caller all-reduces the statistics over the group:
+//   1 row_max[n] = max over the row's valid columns (-inf when valid = 0)       → all-reduce max
+//   2 sums[2n]   = Σ_v exp(logits[n,v] - row_max[n]) over the valid columns,
+//     sums[2n+1] = logits[n, targets[n] - vocab_start] when the target is in this shard and not
+//                  ignored, else 0                                              → all-reduce sum
+//   3 losses[n] = row_max[n] + log(sums[2n]) - sums[2n+1] (0 on ignored rows); dlogits (nullable,
+//     may alias logits) = scale · (softmax - onehot) / n_valid on the valid columns, 0 on the
+//     padding columns and ignored rows; returns (CPU) / writes (CUDA) the mean over valid rows.
+template <typename T>
+void vocab_parallel_cross_entropy_row_max(T* row_max, const T* logits, int N, int valid, int ld);
+template <typename T>
+void vocab_parallel_cross_entropy_sums(T* sums, const T* logits, const int32_t* targets, const T* row_max, int N,
+                                       int valid, int ld, int vocab_start, int32_t ignore_index);
+template <typename T>
+T vocab_parallel_cross_entropy_finish(T* losses, T* dlogits, const T* logits, const int32_t* targets, const T* row_max,
+                                      const T* sums, int N, int valid, int ld, int vocab_start, T scale,
+                                      int32_t ignore_index);
+
 }  // namespace ferry::kernels::cpu
 
 // CUDA twins: every pointer is device memory; work is queued on `stream`, never synchronized.
@@ -41,5 +61,18 @@ size_t cross_entropy_workspace_bytes();
 void cross_entropy_forward_backward(float* losses, float* loss_mean, bf16* dlogits, const bf16* logits,
                                     const int32_t* targets, int N, int V, int ld, float scale, int32_t ignore_index,
                                     void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+// The vocabulary-parallel passes (contract above): bf16 logits and dlogits, fp32 statistics
+// (row_max [N], sums [2N]), losses and mean; one block per row for each pass, fixed-order block
+// reductions (no atomics). workspace: cross_entropy_workspace_bytes (1/n_valid), used by the finish.
+void vocab_parallel_cross_entropy_row_max(float* row_max, const bf16* logits, int N, int valid, int ld,
+                                          cudaStream_t stream);
+void vocab_parallel_cross_entropy_sums(float* sums, const bf16* logits, const int32_t* targets, const float* row_max,
+                                       int N, int valid, int ld, int vocab_start, int32_t ignore_index,
+                                       cudaStream_t stream);
+void vocab_parallel_cross_entropy_finish(float* losses, float* loss_mean, bf16* dlogits, const bf16* logits,
+                                         const int32_t* targets, const float* row_max, const float* sums, int N,
+                                         int valid, int ld, int vocab_start, float scale, int32_t ignore_index,
+                                         void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 }  // namespace ferry::kernels::cuda

@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "engine/autodiff.h"
 #include "engine/cuda/device_step.h"
+#include "engine/cuda/pinned_buffer.h"
 #include "engine/graph_dtype.h"
 #include "kernels/dtype.h"
 
@@ -98,16 +99,20 @@ void Runner::set_graph_replay(bool on) {
 size_t Runner::graph_nodes() const { return device_ ? device_->graph_nodes() : 0; }
 
 // The DP sum of the device step's bf16 gradients through host memory (the MPI communicator carries
-// host buffers): summed in fp32, rounded back to bf16 once.
+// host buffers): downloaded into one pinned buffer reused every step (bf16 at its head, the fp32
+// sum after it), summed in fp32, rounded back to bf16 once, uploaded from the same buffer.
 void Runner::reduce_on_host(void* grads, size_t n) {
-  std::vector<ferry::bf16> h(n);
-  backend_.download(h.data(), grads, n * sizeof(ferry::bf16));
-  std::vector<float> f(n);
+  if (!host_staging_) host_staging_ = std::make_unique<gpu::PinnedBuffer>();
+  const size_t head = (n * sizeof(ferry::bf16) + 255) / 256 * 256;
+  host_staging_->reserve(head + n * sizeof(float));
+  auto* h = host_staging_->as<ferry::bf16>();
+  auto* f = reinterpret_cast<float*>(host_staging_->as<char>() + head);
+  backend_.download(h, grads, n * sizeof(ferry::bf16));
   for (size_t i = 0; i < n; ++i) f[i] = ferry::bf16_to_float(h[i]);
-  c_->comms.dp->all_reduce(f.data(), n, DType::f32, ReduceOp::sum);
+  c_->comms.dp->all_reduce(f, n, DType::f32, ReduceOp::sum);
   for (size_t i = 0; i < n; ++i) h[i] = ferry::float_to_bf16(f[i]);
-  backend_.upload(grads, h.data(), n * sizeof(ferry::bf16));
-  backend_.synchronize();
+  backend_.upload(grads, h, n * sizeof(ferry::bf16));
+  backend_.synchronize();  // the next step's download writes the same buffer
 }
 
 // A scalar summed over `comm`: a device communicator takes it through a device buffer (outside

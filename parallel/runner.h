@@ -39,7 +39,8 @@
 #include "parallel/rank_grid.h"
 
 namespace ferry::gpu {
-class DeviceStep;  // engine/cuda/device_step.h
+class DeviceStep;    // engine/cuda/device_step.h
+class PinnedBuffer;  // engine/cuda/pinned_buffer.h
 }
 
 namespace ferry::parallel {
@@ -161,6 +162,7 @@ class Runner final : public StepRunner {
   std::unique_ptr<GradientBuckets> buckets_;  // DP without ZeRO-1 (CPU), any device communicator (CUDA)
   std::unique_ptr<HostQueues> host_queues_;   // the CPU's
   DeviceBuffer scalar_;                       // all_reduce_scalar on a device communicator
+  std::unique_ptr<gpu::PinnedBuffer> host_staging_;  // reduce_on_host's, reused every step
   std::deque<InFlight> in_flight_;
   std::vector<DeviceBuffer> spare_arenas_;
   int steps_ = 0;

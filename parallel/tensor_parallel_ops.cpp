@@ -18,12 +18,16 @@
 
 #include "engine/autodiff.h"
 #include "engine/ops/ops.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/embedding.h"
 #include "parallel/collective_groups.h"
 #include "parallel/tensor_parallel.h"
 
 namespace ferry::parallel {
 
 namespace {
+
+namespace kcpu = ferry::kernels::cpu;
 
 template <typename T>
 constexpr DType comm_type() {
@@ -53,83 +57,21 @@ OpDef identity_shaped(const char* name) {
   return d;
 }
 
-template <typename T>
-void embedding_forward(T* out, const int32_t* tokens, const T* wte, const T* wpe, int BT, int T_, int C, int start,
-                       int rows) {
-  for (int i = 0; i < BT; ++i) {
-    const int row = tokens[i] - start;
-    const T* e = row >= 0 && row < rows ? wte + static_cast<size_t>(row) * C : nullptr;
-    const T* p = wpe ? wpe + static_cast<size_t>(i % T_) * C : nullptr;
-    T* o = out + static_cast<size_t>(i) * C;
-    for (int k = 0; k < C; ++k) o[k] = (e ? e[k] : T(0)) + (p ? p[k] : T(0));
-  }
-}
-
-// Sequential over tokens: every gradient row is summed in token order, whatever the thread count.
-template <typename T>
-void embedding_backward(T* dwte, T* dwpe, const T* dout, const int32_t* tokens, int BT, int T_, int C, int start,
-                        int rows) {
-  for (int i = 0; i < BT; ++i) {
-    const T* d = dout + static_cast<size_t>(i) * C;
-    const int row = tokens[i] - start;
-    if (dwte && row >= 0 && row < rows) {
-      T* w = dwte + static_cast<size_t>(row) * C;
-      for (int k = 0; k < C; ++k) w[k] += d[k];
-    }
-    if (dwpe) {
-      T* p = dwpe + static_cast<size_t>(i % T_) * C;
-      for (int k = 0; k < C; ++k) p[k] += d[k];
-    }
-  }
-}
-
-// The reference cross-entropy (kernels/cpu/cross_entropy.cpp) with the vocabulary split over the
-// group: the row maxima, the exp-sums and the target logits are all-reduced between the passes.
+// The vocabulary-parallel cross-entropy: the reference passes (kernels/cross_entropy.h) with the
+// row maxima, then the exp-sums and target logits, all-reduced over the group between them.
 // Rows have L columns, the first `valid` of which are real classes (the last ranks' shards end in
 // vocabulary padding, or are all padding): the rest never enter the loss and get a zero gradient.
 template <typename T>
 T vocab_parallel_cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int L, int valid,
                                int start, T scale, int32_t ignore_index, Communicator& comm) {
-  int n_valid = 0;
-  for (int n = 0; n < N; ++n) n_valid += targets[n] != ignore_index;
-  const T inv_valid = n_valid ? T(1) / T(n_valid) : T(0);
   std::vector<T> row_max(N), sums(2 * static_cast<size_t>(N));
-  for (int n = 0; n < N; ++n) {
-    const T* x = logits + static_cast<size_t>(n) * L;
-    T mx = -std::numeric_limits<T>::infinity();
-    for (int v = 0; v < valid; ++v) mx = x[v] > mx ? x[v] : mx;
-    row_max[n] = mx;
-  }
+  kcpu::vocab_parallel_cross_entropy_row_max<T>(row_max.data(), logits, N, valid, L);
   comm.all_reduce(row_max.data(), row_max.size(), comm_type<T>(), ReduceOp::max);
-  for (int n = 0; n < N; ++n) {
-    const T* x = logits + static_cast<size_t>(n) * L;
-    T sum = 0;
-    for (int v = 0; v < valid; ++v) sum += std::exp(x[v] - row_max[n]);
-    const int local = targets[n] - start;
-    sums[2 * n] = sum;
-    sums[2 * n + 1] = targets[n] != ignore_index && local >= 0 && local < valid ? x[local] : T(0);
-  }
+  kcpu::vocab_parallel_cross_entropy_sums<T>(sums.data(), logits, targets, row_max.data(), N, valid, L, start,
+                                             ignore_index);
   comm.all_reduce(sums.data(), sums.size(), comm_type<T>(), ReduceOp::sum);
-  T total = 0;
-  for (int n = 0; n < N; ++n) {
-    T* dx = dlogits ? dlogits + static_cast<size_t>(n) * L : nullptr;
-    if (dx) std::fill(dx + valid, dx + L, T(0));  // padding: never read, no gradient
-    if (targets[n] == ignore_index) {
-      losses[n] = 0;
-      if (dx) std::fill(dx, dx + valid, T(0));
-      continue;
-    }
-    const T lse = row_max[n] + std::log(sums[2 * n]);
-    losses[n] = lse - sums[2 * n + 1];
-    total += losses[n];
-    if (dx) {
-      const T* x = logits + static_cast<size_t>(n) * L;
-      const T g = scale * inv_valid;
-      const int local = targets[n] - start;
-      for (int v = 0; v < valid; ++v) dx[v] = g * (std::exp(x[v] - lse) - (v == local ? T(1) : T(0)));
-    }
-  }
-  return total * inv_valid;
+  return kcpu::vocab_parallel_cross_entropy_finish<T>(losses, dlogits, logits, targets, row_max.data(), sums.data(), N,
+                                                      valid, L, start, scale, ignore_index);
 }
 
 void register_all_ops() {
@@ -183,8 +125,8 @@ void register_all_ops() {
     const auto& s = c.in[0].shape;
     dispatch_float(c.out[0].dtype, [&](auto tag) {
       using T = decltype(tag);
-      embedding_forward<T>(c.out[0].as<T>(), c.in[0].as<int32_t>(), c.in[1].as<T>(), c.in[2] ? c.in[2].as<T>() : nullptr,
-                           static_cast<int>(s[0] * s[1]), static_cast<int>(s[1]), static_cast<int>(c.in[1].shape[1]),
+      kcpu::vocab_parallel_embedding_forward<T>(c.out[0].as<T>(), c.in[0].as<int32_t>(), c.in[1].as<T>(), c.in[2] ? c.in[2].as<T>() : nullptr,
+                           static_cast<int>(s[0]), static_cast<int>(s[1]), static_cast<int>(c.in[1].shape[1]),
                            c.node.attrs.i("vocab_start"), static_cast<int>(c.in[1].shape[0]));
     });
   };
@@ -201,8 +143,8 @@ void register_all_ops() {
     const auto& s = c.in[1].shape;
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
-      embedding_backward<T>(c.out[0].as<T>(), c.out[1].as<T>(), c.in[0].as<T>(), c.in[1].as<int32_t>(),
-                            static_cast<int>(s[0] * s[1]), static_cast<int>(s[1]), c.node.attrs.i("channels"),
+      kcpu::vocab_parallel_embedding_backward<T>(c.out[0].as<T>(), c.out[1].as<T>(), c.in[0].as<T>(), c.in[1].as<int32_t>(),
+                            static_cast<int>(s[0]), static_cast<int>(s[1]), c.node.attrs.i("channels"),
                             c.node.attrs.i("vocab_start"), c.node.attrs.i("vocab"));
     });
   };

@@ -9,6 +9,7 @@
 #if FERRY_WITH_CUDA
 #include "engine/cuda/cuda_context.h"
 #include "engine/cuda/engine_kernels.h"
+#include "engine/cuda/pinned_buffer.h"
 #include "kernels/adamw.h"
 #include "kernels/cuda_check.h"
 #endif
@@ -24,33 +25,6 @@ size_t device_optimizer_bytes(const Graph& g, bool reduce_buffer) {
 namespace {
 
 namespace kc = kernels::cuda;
-
-// Page-locked host memory: the only kind a copy can overlap with the stream from.
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  ~PinnedBuffer() {
-    if (ptr_) cudaFreeHost(ptr_);
-  }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  void reserve(size_t bytes) {
-    if (bytes <= bytes_) return;
-    if (ptr_) FERRY_CUDA_CHECK(cudaFreeHost(ptr_));
-    ptr_ = nullptr;
-    bytes_ = 0;
-    FERRY_CUDA_CHECK(cudaMallocHost(&ptr_, bytes));
-    bytes_ = bytes;
-  }
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
 
 // The step's two queues (engine/train/step_queues.h): compute = the backend's stream, comm = a
 // device communicator's; events made as they are first named (in the eager first step, before any

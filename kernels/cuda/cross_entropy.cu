@@ -124,7 +124,97 @@ __global__ void mean_loss_kernel(float* loss_mean, const float* losses, const fl
   if (threadIdx.x == 0) *loss_mean = total * *inv_valid;
 }
 
+// ---- vocabulary-parallel passes: one block per row, fixed-order block reductions ----
+
+__global__ void __launch_bounds__(kThreads)
+    vp_row_max_kernel(float* row_max, const __nv_bfloat16* logits, int valid, int ld) {
+  __shared__ float scratch[32];
+  const __nv_bfloat16* x = logits + size_t(blockIdx.x) * ld;
+  float m = -INFINITY;
+  for (int v = threadIdx.x; v < valid; v += blockDim.x) m = fmaxf(m, __bfloat162float(x[v]));
+  const float mx = block_max(m, scratch);
+  if (threadIdx.x == 0) row_max[blockIdx.x] = mx;
+}
+
+__global__ void __launch_bounds__(kThreads)
+    vp_sums_kernel(float* sums, const __nv_bfloat16* logits, const int32_t* targets, const float* row_max, int valid,
+                   int ld, int vocab_start, int32_t ignore_index) {
+  __shared__ float scratch[32];
+  const int n = blockIdx.x;
+  const __nv_bfloat16* x = logits + size_t(n) * ld;
+  const float mx = row_max[n];
+  float s = 0.0f;
+  for (int v = threadIdx.x; v < valid; v += blockDim.x) s += __expf(__bfloat162float(x[v]) - mx);
+  const float total = block_sum(s, scratch);
+  if (threadIdx.x == 0) {
+    const int32_t y = targets[n];
+    const int local = y - vocab_start;
+    sums[2 * n] = total;
+    sums[2 * n + 1] = y != ignore_index && local >= 0 && local < valid ? __bfloat162float(x[local]) : 0.0f;
+  }
+}
+
+// Every element's gradient depends only on itself and the row's statistics: in place is safe.
+__global__ void __launch_bounds__(kThreads)
+    vp_finish_kernel(float* losses, __nv_bfloat16* dlogits, const __nv_bfloat16* logits, const int32_t* targets,
+                     const float* row_max, const float* sums, const float* inv_valid, int valid, int ld,
+                     int vocab_start, float scale, int32_t ignore_index) {
+  const int n = blockIdx.x;
+  const int32_t y = targets[n];
+  const bool ignored = y == ignore_index;
+  const float lse = ignored ? 0.0f : row_max[n] + __logf(sums[2 * n]);
+  if (threadIdx.x == 0) losses[n] = ignored ? 0.0f : lse - sums[2 * n + 1];
+  if (!dlogits) return;
+  const __nv_bfloat16* x = logits + size_t(n) * ld;
+  __nv_bfloat16* dx = dlogits + size_t(n) * ld;
+  const float g = scale * *inv_valid;
+  const int local = y - vocab_start;
+  for (int v = threadIdx.x; v < ld; v += blockDim.x) {
+    float d = 0.0f;
+    if (!ignored && v < valid) d = g * (__expf(__bfloat162float(x[v]) - lse) - (v == local ? 1.0f : 0.0f));
+    dx[v] = __float2bfloat16_rn(d);
+  }
+}
+
 }  // namespace
+
+void vocab_parallel_cross_entropy_row_max(float* row_max, const bf16* logits, int N, int valid, int ld,
+                                          cudaStream_t stream) {
+  FERRY_CUDA_REQUIRE(valid >= 0 && ld >= valid, "valid=" + std::to_string(valid) + " ld=" + std::to_string(ld));
+  if (N == 0) return;
+  vp_row_max_kernel<<<N, kThreads, 0, stream>>>(row_max, dev(logits), valid, ld);
+  FERRY_CUDA_CHECK_LAUNCH("vp_row_max_kernel");
+}
+
+void vocab_parallel_cross_entropy_sums(float* sums, const bf16* logits, const int32_t* targets, const float* row_max,
+                                       int N, int valid, int ld, int vocab_start, int32_t ignore_index,
+                                       cudaStream_t stream) {
+  FERRY_CUDA_REQUIRE(valid >= 0 && ld >= valid, "valid=" + std::to_string(valid) + " ld=" + std::to_string(ld));
+  if (N == 0) return;
+  vp_sums_kernel<<<N, kThreads, 0, stream>>>(sums, dev(logits), targets, row_max, valid, ld, vocab_start,
+                                             ignore_index);
+  FERRY_CUDA_CHECK_LAUNCH("vp_sums_kernel");
+}
+
+void vocab_parallel_cross_entropy_finish(float* losses, float* loss_mean, bf16* dlogits, const bf16* logits,
+                                         const int32_t* targets, const float* row_max, const float* sums, int N,
+                                         int valid, int ld, int vocab_start, float scale, int32_t ignore_index,
+                                         void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  FERRY_CUDA_REQUIRE(workspace_bytes >= cross_entropy_workspace_bytes(), "workspace too small");
+  FERRY_CUDA_REQUIRE(valid >= 0 && ld >= valid, "valid=" + std::to_string(valid) + " ld=" + std::to_string(ld));
+  float* inv_valid = static_cast<float*>(workspace);
+  count_valid_kernel<<<1, kThreads, 0, stream>>>(inv_valid, targets, N, ignore_index);
+  FERRY_CUDA_CHECK_LAUNCH("count_valid_kernel");
+  if (N > 0) {
+    vp_finish_kernel<<<N, kThreads, 0, stream>>>(losses, dev(dlogits), dev(logits), targets, row_max, sums,
+                                                 inv_valid, valid, ld, vocab_start, scale, ignore_index);
+    FERRY_CUDA_CHECK_LAUNCH("vp_finish_kernel");
+  }
+  if (loss_mean) {
+    mean_loss_kernel<<<1, kThreads, 0, stream>>>(loss_mean, losses, inv_valid, N);
+    FERRY_CUDA_CHECK_LAUNCH("mean_loss_kernel");
+  }
+}
 
 size_t cross_entropy_workspace_bytes() { return 256; }
 

@@ -33,6 +33,32 @@ __global__ void embedding_forward_kernel(__nv_bfloat16* out, const int32_t* toke
   store8(out + size_t(bt) * C + c, r);
 }
 
+// A token outside [vocab_start, vocab_start + rows) reads no table row; wpe may be null.
+__global__ void vocab_parallel_embedding_forward_kernel(__nv_bfloat16* out, const int32_t* tokens,
+                                                        const __nv_bfloat16* wte, const __nv_bfloat16* wpe, int BT,
+                                                        int Tn, int C8, int vocab_start, int rows) {
+  const size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
+  if (i >= size_t(BT) * C8) return;
+  const int bt = static_cast<int>(i / C8), c = static_cast<int>(i % C8) * 8, t = bt % Tn;
+  const size_t C = size_t(C8) * 8;
+  const int row = tokens[bt] - vocab_start;
+  float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  if (row >= 0 && row < rows) {
+    const Bf16x8 te = load8(wte + size_t(row) * C + c);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) f[k] = __bfloat162float(te.v[k]);
+  }
+  if (wpe) {
+    const Bf16x8 pe = load8(wpe + size_t(t) * C + c);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) f[k] += __bfloat162float(pe.v[k]);
+  }
+  Bf16x8 r;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) r.v[k] = __float2bfloat16_rn(f[k]);
+  store8(out + size_t(bt) * C + c, r);
+}
+
 __global__ void iota_kernel(int32_t* p, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i < n) p[i] = i;
@@ -170,14 +196,29 @@ void embedding_forward(bf16* out, const int32_t* tokens, const bf16* wte, const 
   FERRY_CUDA_CHECK_LAUNCH("embedding_forward_kernel");
 }
 
+void vocab_parallel_embedding_forward(bf16* out, const int32_t* tokens, const bf16* wte_shard, const bf16* wpe, int B,
+                                      int Tn, int C, int vocab_start, int rows, cudaStream_t stream) {
+  FERRY_CUDA_REQUIRE(C % 8 == 0, "C=" + std::to_string(C));
+  const int BT = B * Tn, C8 = C / 8;
+  if (BT == 0) return;
+  vocab_parallel_embedding_forward_kernel<<<ceil_div(size_t(BT) * C8, 256), 256, 0, stream>>>(
+      dev(out), tokens, dev(wte_shard), dev(wpe), BT, Tn, C8, vocab_start, rows);
+  FERRY_CUDA_CHECK_LAUNCH("vocab_parallel_embedding_forward_kernel");
+}
+
 size_t embedding_backward_workspace_bytes(int B, int Tn, int C, int V) {
   const int BT = B * Tn;
   return 3 * align256(sizeof(int32_t) * size_t(BT)) + align256(sizeof(float) * size_t(partial_slots(BT)) * C) +
          cub_temp_bytes(BT, V);
 }
 
-void embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B, int Tn, int C, int V,
-                        void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+namespace {
+
+// The backward over ids already in [0, V], where id V marks a position that adds to no row (a token
+// of another rank's shard): sorted on id_bits(V + 1) bits so the marker never aliases a real id,
+// and skipped by the dwte kernels (id >= V). `sort_V` is V for the plain embedding (no marker).
+void embedding_backward_ids(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B, int Tn, int C,
+                            int V, int sort_V, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   FERRY_CUDA_REQUIRE(C % 8 == 0, "C=" + std::to_string(C));
   const int BT = B * Tn, C8 = C / 8;
   if (BT == 0) return;
@@ -186,7 +227,6 @@ void embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t*
     FERRY_CUDA_CHECK_LAUNCH("embedding_backward_wpe_kernel");
   }
   if (!dwte) return;
-  FERRY_CUDA_REQUIRE(workspace_bytes >= embedding_backward_workspace_bytes(B, Tn, C, V), "workspace too small");
   char* w = static_cast<char*>(workspace);
   const size_t slot = align256(sizeof(int32_t) * size_t(BT));
   const size_t partial_bytes = align256(sizeof(float) * size_t(partial_slots(BT)) * C);
@@ -200,12 +240,51 @@ void embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t*
   FERRY_CUDA_CHECK_LAUNCH("iota_kernel");
   // LSD radix sort is stable: equal ids keep ascending positions.
   FERRY_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, tokens, sorted_ids, positions, sorted_pos, BT, 0,
-                                                   id_bits(V), stream));
+                                                   id_bits(sort_V), stream));
   embedding_backward_wte_kernel<<<BT, kThreads, 0, stream>>>(dev(dwte), partials, dev(dout), sorted_ids, sorted_pos,
                                                              BT, C8, V);
   FERRY_CUDA_CHECK_LAUNCH("embedding_backward_wte_kernel");
   embedding_backward_wte_combine_kernel<<<BT, kThreads, 0, stream>>>(dev(dwte), partials, sorted_ids, BT, C8, V);
   FERRY_CUDA_CHECK_LAUNCH("embedding_backward_wte_combine_kernel");
+}
+
+__global__ void local_ids_kernel(int32_t* ids, const int32_t* tokens, int n, int vocab_start, int rows) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const int row = tokens[i] - vocab_start;
+  ids[i] = row >= 0 && row < rows ? row : rows;
+}
+
+}  // namespace
+
+void embedding_backward(bf16* dwte, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B, int Tn, int C, int V,
+                        void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  if (dwte)
+    FERRY_CUDA_REQUIRE(workspace_bytes >= embedding_backward_workspace_bytes(B, Tn, C, V), "workspace too small");
+  embedding_backward_ids(dwte, dwpe, dout, tokens, B, Tn, C, V, V, workspace, workspace_bytes, stream);
+}
+
+// Workspace: the local ids (BT int32), then the plain backward's at rows + 1 ids.
+size_t vocab_parallel_embedding_backward_workspace_bytes(int B, int Tn, int C, int rows) {
+  return align256(sizeof(int32_t) * size_t(B) * Tn) + embedding_backward_workspace_bytes(B, Tn, C, rows + 1);
+}
+
+void vocab_parallel_embedding_backward(bf16* dwte_shard, bf16* dwpe, const bf16* dout, const int32_t* tokens, int B,
+                                       int Tn, int C, int vocab_start, int rows, void* workspace,
+                                       size_t workspace_bytes, cudaStream_t stream) {
+  FERRY_CUDA_REQUIRE(C % 8 == 0, "C=" + std::to_string(C));
+  const int BT = B * Tn;
+  if (BT == 0) return;
+  if (!dwte_shard)
+    return embedding_backward_ids(nullptr, dwpe, dout, tokens, B, Tn, C, rows, rows + 1, nullptr, 0, stream);
+  FERRY_CUDA_REQUIRE(workspace_bytes >= vocab_parallel_embedding_backward_workspace_bytes(B, Tn, C, rows),
+                     "workspace too small");
+  int32_t* ids = static_cast<int32_t*>(workspace);
+  const size_t head = align256(sizeof(int32_t) * size_t(BT));
+  local_ids_kernel<<<ceil_div(BT, 256), 256, 0, stream>>>(ids, tokens, BT, vocab_start, rows);
+  FERRY_CUDA_CHECK_LAUNCH("local_ids_kernel");
+  embedding_backward_ids(dwte_shard, dwpe, dout, ids, B, Tn, C, rows, rows + 1, static_cast<char*>(workspace) + head,
+                         workspace_bytes - head, stream);
 }
 
 }  // namespace ferry::kernels::cuda
