@@ -65,7 +65,7 @@ std::vector<double> ticks(double lo, double hi) {
 }  // namespace
 
 std::string loss_curve_svg(const std::vector<Series>& series, const std::string& title, int width, int height,
-                           const std::string& y_label) {
+                           const std::string& y_label, const std::string& x_label) {
   const double left = 64, right = 20, top = 36, bottom = 48;
   double x0 = std::numeric_limits<double>::infinity(), x1 = -x0, y0 = x0, y1 = -x0;
   for (const Series& s : series)
@@ -98,7 +98,7 @@ std::string loss_curve_svg(const std::vector<Series>& series, const std::string&
            tick_label(v) + "</text>\n";
   svg += "<rect x=\"" + num(left) + "\" y=\"" + num(top) + "\" width=\"" + num(pw) + "\" height=\"" + num(ph) +
          "\" fill=\"none\" stroke=\"#333\"/>\n";
-  svg += "<text x=\"" + num(left + pw / 2) + "\" y=\"" + num(height - 10.0) + "\" text-anchor=\"middle\">step</text>\n";
+  svg += "<text x=\"" + num(left + pw / 2) + "\" y=\"" + num(height - 10.0) + "\" text-anchor=\"middle\">" + escape(x_label) + "</text>\n";
   svg += "<text transform=\"translate(16 " + num(top + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">" + escape(y_label) + "</text>\n";
   int legend = 0;
   for (const Series& s : series) {
@@ -111,6 +111,10 @@ std::string loss_curve_svg(const std::vector<Series>& series, const std::string&
     }
     if (n == 0) continue;
     svg += "<polyline fill=\"none\" stroke=\"" + s.color + "\" stroke-width=\"1.5\" points=\"" + pts + "\"/>\n";
+    if (n <= 30)
+      for (auto [x, y] : s.points)
+        if (std::isfinite(x) && std::isfinite(y))
+          svg += "<circle cx=\"" + num(X(x)) + "\" cy=\"" + num(Y(y)) + "\" r=\"3\" fill=\"" + s.color + "\"/>\n";
     const double ly = top + 14 + 16 * legend++;
     svg += "<line x1=\"" + num(left + pw - 120) + "\" y1=\"" + num(ly - 4) + "\" x2=\"" + num(left + pw - 100) +
            "\" y2=\"" + num(ly - 4) + "\" stroke=\"" + s.color + "\" stroke-width=\"2\"/><text x=\"" +
@@ -121,15 +125,15 @@ std::string loss_curve_svg(const std::vector<Series>& series, const std::string&
 }
 
 Series read_series(const std::filesystem::path& metrics_jsonl, const std::string& key, const std::string& label,
-                   const std::string& color) {
+                   const std::string& color, const std::string& x_key) {
   std::ifstream in(metrics_jsonl);
   if (!in) user_error(metrics_jsonl.string(), ": cannot read the metrics to plot");
   Series out{label, color, {}};
   std::string line;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number()) continue;
-    if (j.contains(key) && j[key].is_number()) out.points.emplace_back(j["step"].get<double>(), j[key].get<double>());
+    if (j.is_discarded() || !j.is_object() || !j.contains(x_key) || !j[x_key].is_number()) continue;
+    if (j.contains(key) && j[key].is_number()) out.points.emplace_back(j[x_key].get<double>(), j[key].get<double>());
   }
   return out;
 }
