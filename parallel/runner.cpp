@@ -13,6 +13,7 @@
 #include "engine/cuda/pinned_buffer.h"
 #include "engine/graph_dtype.h"
 #include "kernels/dtype.h"
+#include "parallel/device_collectives.h"
 
 namespace ferry::parallel {
 
@@ -52,11 +53,13 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
   const bool device_comm = c_->comms.dp->buffers_on_device();
   if (device_comm && !on_device)
     user_error("the ", c_->world.backend_name(), " communicator carries device buffers: it needs the CUDA backend");
-  // On CUDA: one rank, or plain data parallelism (a device communicator: buckets reduced on a
-  // second stream inside the captured step; a host one: summed through host memory after
-  // backward, eagerly). TP, PP, ZeRO-1 and label counts on the device are not built yet.
-  if (on_device && (shape.tp > 1 || shape.pp > 1 || opt.layout.zero1 || !label_counts_.empty()))
-    user_error("on the CUDA backend this build runs one process or plain data parallelism (",
+  // On CUDA: one rank, data parallelism (a device communicator: buckets reduced on a second stream
+  // inside the captured step; a host one: summed through host memory after backward, eagerly) and
+  // tensor parallelism (the TP ops' collectives in stream order: captured with a device
+  // communicator, eager steps with a host one). PP, ZeRO-1 and label counts on the device are not
+  // built yet.
+  if (on_device && (shape.pp > 1 || opt.layout.zero1 || !label_counts_.empty()))
+    user_error("on the CUDA backend this build runs one process, data and tensor parallelism (",
                shape.to_string(), opt.layout.zero1 ? ", zero1" : "", label_counts_.empty() ? "" : ", label counts",
                " asked): run that layout on the CPU backend");
   FERRY_CHECK(!tied_params_.empty() == (c_->tie != nullptr), "tied parameters without their communicator");
@@ -71,8 +74,18 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
       on_device ? gpu::device_optimizer_bytes(graph_, device_comm) : AdamW::state_bytes(shard.size());
   executor_ = std::make_unique<Executor>(graph_, backend, state_bytes, opt.memory_limit);
   verify_plan(graph_, executor_->plan());
+  std::vector<bool> owned;
+  for (const auto& o : origins_) owned.push_back(o.owner);
   if (on_device) {
-    device_ = gpu::make_device_step(graph_, *executor_, opt.adamw);
+    device_ = gpu::make_device_step(graph_, *executor_, opt.adamw, owned);
+    if (shape.tp > 1) {
+      // Each parameter counted once: the shards summed over the TP group, a replicated parameter
+      // by its owner. A host communicator's round trips (here and in the TP ops) are not replayable.
+      device_->set_norm_reduction([this](double* sum_squares) {
+        device_all_reduce(backend_, *c_->comms.model, sum_squares, 1, DType::f64, ReduceOp::sum);
+      });
+      if (!c_->comms.tp->buffers_on_device()) device_->set_graph_replay(false);
+    }
     if (device_comm) {  // any DP size: one NCCL rank runs the same schedule (its sums are copies)
       buckets_ = std::make_unique<GradientBuckets>(graph_, n_model_params_, opt.layout.bucket_elems, *c_->comms.dp);
       device_->set_gradient_hooks(buckets_->hooks(), c_->comms.dp->device_stream());
@@ -81,8 +94,6 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
     }
     return;
   }
-  std::vector<bool> owned;
-  for (const auto& o : origins_) owned.push_back(o.owner);
   optimizer_ = std::make_unique<AdamW>(adamw_table(graph_, n_model_params_, owned, shard, opt.adamw), opt.adamw);
   if (shape.dp > 1 && !opt.layout.zero1) {
     buckets_ = std::make_unique<GradientBuckets>(graph_, n_model_params_, opt.layout.bucket_elems, *c_->comms.dp);
@@ -93,7 +104,9 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
 Runner::~Runner() = default;
 
 void Runner::set_graph_replay(bool on) {
-  if (device_) device_->set_graph_replay(on);
+  // TP through a host communicator stages inside the step: never replayed (see the constructor).
+  const bool host_tp = c_->grid.shape().tp > 1 && !c_->comms.tp->buffers_on_device();
+  if (device_) device_->set_graph_replay(on && !host_tp);
 }
 
 size_t Runner::graph_nodes() const { return device_ ? device_->graph_nodes() : 0; }
@@ -115,16 +128,50 @@ void Runner::reduce_on_host(void* grads, size_t n) {
   backend_.synchronize();  // the next step's download writes the same buffer
 }
 
-// A scalar summed over `comm`: a device communicator takes it through a device buffer (outside
-// any captured step: the step is done when this runs).
-void Runner::all_reduce_scalar(Communicator& comm, double& x) {
-  if (!comm.buffers_on_device()) return comm.all_reduce(&x, 1, DType::f64, ReduceOp::sum);
-  if (!scalar_.data()) scalar_ = DeviceBuffer(backend_, sizeof(double));
-  backend_.upload(scalar_.data(), &x, sizeof(x));
-  backend_.synchronize();  // the communicator's stream does not follow the backend's
-  comm.all_reduce(scalar_.data(), 1, DType::f64, ReduceOp::sum);
+namespace {
+
+// Host values summed over `comm`: a device communicator takes them through `scratch`, a device
+// buffer grown to fit (outside any captured step: the step is done when this runs).
+void all_reduce_host(Backend& backend, DeviceBuffer& scratch, Communicator& comm, void* data, size_t count,
+                     DType type) {
+  if (!comm.buffers_on_device()) return comm.all_reduce(data, count, type, ReduceOp::sum);
+  const size_t bytes = count * dtype_size(type);
+  if (scratch.size() < bytes) scratch = DeviceBuffer(backend, bytes);
+  backend.upload(scratch.data(), data, bytes);
+  backend.synchronize();  // the communicator's stream does not follow the backend's
+  comm.all_reduce(scratch.data(), count, type, ReduceOp::sum);
   comm.synchronize();
-  backend_.download(&x, scalar_.data(), sizeof(x));
+  backend.download(data, scratch.data(), bytes);
+}
+
+// The device step speaks its graph's logical order; a layout's origins address the storage one.
+std::vector<float> to_storage(const Graph& g, const std::vector<float>& logical) {
+  std::vector<float> storage(static_cast<size_t>(g.storage_size()), 0.0f);
+  scatter_to_storage(g, logical.data(), storage.data());
+  return storage;
+}
+
+std::vector<float> to_logical(const Graph& g, const std::vector<float>& storage) {
+  std::vector<float> logical(static_cast<size_t>(g.param_count()));
+  gather_from_storage(g, storage.data(), logical.data());
+  return logical;
+}
+
+// The single-process flat order's values of parameters [0, n) of g, at their storage offsets, in a
+// zeroed buffer of `size` elements.
+std::vector<float> scatter_full(const Graph& g, const std::vector<ParamOrigin>& origins, int n,
+                                const std::vector<float>& full, size_t size) {
+  std::vector<float> local(size, 0.0f);
+  for (int k = 0; k < n; ++k)
+    for (const ParamRun& run : origins[k].runs)
+      std::memcpy(local.data() + g.params[k].storage + run.local, full.data() + run.full, run.count * sizeof(float));
+  return local;
+}
+
+}  // namespace
+
+void Runner::all_reduce_scalar(Communicator& comm, double& x) {
+  all_reduce_host(backend_, scalar_, comm, &x, 1, DType::f64);
 }
 
 // A batch is keyed by the single-process graph's input ids; another stage's inputs are skipped.
@@ -286,7 +333,12 @@ StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
               "the graph's loss scale was built for ", opt_.micro_batches, " micro-batches, the step has ",
               micro.size());
   if (device_) {  // the DP mean of the loss; the norm is already the global one
-    StepResult r = device_->train(micro, lr);
+    // Batches are keyed by the single-process graph's inputs; the device step reads this rank's.
+    std::vector<Batch> local(micro.size());
+    for (size_t k = 0; k < micro.size(); ++k)
+      for (const auto& [value, data] : micro[k].inputs)
+        if (auto it = input_map_.find(value); it != input_map_.end()) local[k].inputs.emplace_back(it->second, data);
+    StepResult r = device_->train(local, lr);
     if (c_->grid.shape().dp > 1) {
       all_reduce_scalar(*c_->comms.dp, r.loss);
       r.loss /= c_->grid.shape().dp;
@@ -397,11 +449,16 @@ void Runner::gather_full(const std::vector<float>& local, std::vector<float>& fu
         std::memcpy(full.data() + run.full, local.data() + base + run.local, run.count * sizeof(float));
     }
   // Every element has exactly one writer and zeros elsewhere: the sum is exact.
-  c_->world.all_reduce(full.data(), full.size(), DType::f32, ReduceOp::sum);
+  DeviceBuffer scratch;  // a device communicator's (checkpoints only: not kept)
+  all_reduce_host(backend_, scratch, c_->world, full.data(), full.size(), DType::f32);
 }
 
 std::vector<float> Runner::parameters() const {
-  if (device_) return device_->parameters();  // the fp32 master weights
+  if (device_) {  // the fp32 master weights
+    std::vector<float> full;
+    gather_full(to_storage(graph_, device_->parameters()), full);
+    return full;
+  }
   std::vector<float> local(params_ptr(), params_ptr() + n_local_), full;
   gather_full(local, full);
   return full;
@@ -410,7 +467,9 @@ std::vector<float> Runner::parameters() const {
 void Runner::set_parameters(const std::vector<float>& flat) {
   if (flat.size() != static_cast<size_t>(n_full_))
     user_error("parameters: ", flat.size(), " values for a model of ", n_full_);
-  if (device_) return device_->set_parameters(flat);
+  const size_t storage = static_cast<size_t>(graph_.storage_size());
+  if (device_)
+    return device_->set_parameters(to_logical(graph_, scatter_full(graph_, origins_, n_model_params_, flat, storage)));
   float* params = params_ptr();
   for (int k = 0; k < n_model_params_; ++k)
     for (const ParamRun& run : origins_[k].runs)
@@ -418,7 +477,14 @@ void Runner::set_parameters(const std::vector<float>& flat) {
 }
 
 OptimizerState Runner::optimizer_state() const {
-  if (device_) return device_->optimizer_state();
+  if (device_) {
+    const OptimizerState local = device_->optimizer_state();
+    OptimizerState s;
+    s.steps = local.steps;
+    gather_full(to_storage(graph_, local.m), s.m);
+    gather_full(to_storage(graph_, local.v), s.v);
+    return s;
+  }
   OptimizerState s;
   s.steps = optimizer_->steps_taken();
   const ShardRange shard = optimizer_->shard();
@@ -441,13 +507,17 @@ void Runner::set_optimizer_state(const OptimizerState& s) {
   const size_t n = static_cast<size_t>(n_full_);
   if (s.m.size() != n || s.v.size() != n || s.steps < 0)
     user_error("optimizer state: ", s.m.size(), "/", s.v.size(), " moments for a model of ", n, " parameters");
-  if (device_) return device_->set_optimizer_state(s);
+  if (device_) {
+    const size_t storage = static_cast<size_t>(graph_.storage_size());
+    OptimizerState local;
+    local.steps = s.steps;
+    local.m = to_logical(graph_, scatter_full(graph_, origins_, n_model_params_, s.m, storage));
+    local.v = to_logical(graph_, scatter_full(graph_, origins_, n_model_params_, s.v, storage));
+    return device_->set_optimizer_state(local);
+  }
   const ShardRange shard = optimizer_->shard();
   auto shard_of = [&](const std::vector<float>& full, std::vector<float>& moments) {
-    std::vector<float> local(std::max(n_local_, shard.end), 0.0f);
-    for (int k = 0; k < n_model_params_; ++k)
-      for (const ParamRun& run : origins_[k].runs)
-        std::memcpy(local.data() + graph_.params[k].storage + run.local, full.data() + run.full, run.count * sizeof(float));
+    const std::vector<float> local = scatter_full(graph_, origins_, n_model_params_, full, std::max(n_local_, shard.end));
     moments.assign(local.begin() + static_cast<std::ptrdiff_t>(shard.begin),
                    local.begin() + static_cast<std::ptrdiff_t>(shard.end));
   };

@@ -18,12 +18,12 @@
 // global micro-batch (summed over DP), so each rank's loss is its share of the global mean.
 // parameters() and optimizer_state() are the full single-process flat order on every rank.
 //
-// On the CUDA backend the captured device step (engine/cuda/device_step.h) runs the step. Plain DP
-// on a device communicator (NCCL) issues the bucket schedule (parallel/data_parallel.h) into the
-// step through its hooks: buckets reduced on the communicator's stream while backward runs, still
-// captured and replayed; on a host communicator (MPI, two ranks may share a GPU) it sums the
-// gradients through host memory after backward (eager steps). Other layouts on CUDA are refused
-// (see docs/ARCHITECTURE.md, "The runner").
+// On CUDA the device step (engine/cuda/device_step.h) runs the step. DP on a device communicator
+// (NCCL) issues the bucket schedule (parallel/data_parallel.h) into the captured step; on a host
+// one (MPI, two ranks may share a GPU) it sums the gradients through host memory (eager steps).
+// TP: the TP ops' CUDA kernels, their collectives in stream order (parallel/device_collectives.h:
+// captured on NCCL, eager steps on a host communicator), the norm summed on the device. PP and
+// ZeRO-1 on CUDA are refused (see docs/ARCHITECTURE.md, "The runner").
 #pragma once
 #include <deque>
 #include <map>

@@ -29,6 +29,9 @@
 namespace ferry::parallel {
 
 void register_tensor_parallel_ops();
+// Their CUDA kernels (parallel/tensor_parallel_ops_cuda.cpp; nothing in a build without CUDA),
+// attached by register_tensor_parallel_ops.
+void attach_tensor_parallel_cuda_kernels();
 
 struct TensorParallelGraph {
   Graph graph;                       // forward only (autodiff runs later, on the stage)

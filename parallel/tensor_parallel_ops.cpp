@@ -6,6 +6,7 @@
 //   vocab_parallel_embedding(tokens, wte_shard, wpe?) -> out        rows outside the shard give 0
 //   vocab_parallel_embedding_backward(dout, tokens) -> (dwte_shard, dwpe)   accumulating
 //   vocab_parallel_cross_entropy(logits_shard, targets) -> (losses, loss, dlogits_shard)
+// Their CUDA kernels: parallel/tensor_parallel_ops_cuda.cpp.
 // attrs: group (collective_groups.h), vocab_start (first vocabulary row of this rank's shard);
 // the cross-entropy takes scale, ignore_index and classes (the whole vocabulary's real size) like
 // cross_entropy and, like it, writes the logits' gradient in its forward pass and must be the root
@@ -157,7 +158,9 @@ void register_all_ops() {
     const Value& targets = g.values[n.in[1]];
     Shape rows(logits.shape.begin(), logits.shape.end() - 1);
     FERRY_CHECK(targets.dtype == ferry::DType::I32 && targets.shape == rows, "vocab_parallel_cross_entropy targets");
-    return std::vector<OutputSpec>{{rows, logits.dtype}, {{1}, logits.dtype}, {logits.shape, logits.dtype}};
+    // Losses stay fp32 under bf16 logits (cross_entropy's rule); the gradient has the logits' dtype.
+    const ferry::DType loss_t = statistics_dtype(logits.dtype);
+    return std::vector<OutputSpec>{{rows, loss_t}, {{1}, loss_t}, {logits.shape, logits.dtype}};
   };
   ce.backward = [](Autodiff& ad, int i) {
     const Node& n = ad.node(i);
@@ -183,6 +186,8 @@ void register_all_ops() {
   ce.inplace_out = 2;
   ce.inplace_in = 0;
   register_op(ce);
+
+  attach_tensor_parallel_cuda_kernels();
 }
 
 }  // namespace

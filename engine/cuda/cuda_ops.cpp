@@ -10,6 +10,7 @@
 
 #include "engine/cuda/cuda_context.h"
 #include "engine/cuda/engine_kernels.h"
+#include "engine/cuda/kernel_args.h"
 #include "base/error.h"
 #include "base/setting_error.h"
 #include "engine/op.h"
@@ -28,26 +29,6 @@ namespace ferry::gpu {
 namespace kc = kernels::cuda;
 
 namespace {
-
-const char* node_label(const KernelCall& c) { return c.node.op.c_str(); }
-
-bf16* bf(const KernelCall& c, const Tensor& t) {
-  if (!t) return nullptr;
-  FERRY_CHECK(t.dtype == DType::BF16, "op ", node_label(c), " on CUDA takes bf16 tensors, got ", dtype_name(t.dtype),
-              ": build the graph with dtype bf16 for the CUDA backend");
-  return t.as<bf16>();
-}
-float* f32(const KernelCall& c, const Tensor& t) {
-  if (!t) return nullptr;
-  FERRY_CHECK(t.dtype == DType::F32, "op ", node_label(c), " on CUDA expects an fp32 statistic, got ",
-              dtype_name(t.dtype));
-  return t.as<float>();
-}
-const int32_t* i32(const KernelCall& c, size_t k) {
-  if (k >= c.in.size() || !c.in[k]) return nullptr;
-  FERRY_CHECK(c.in[k].dtype == DType::I32, "op ", node_label(c), " input ", k, " must be i32");
-  return c.in[k].as<int32_t>();
-}
 
 CudaBackend& be(KernelCall& c) { return cuda_backend(c.backend); }
 cudaStream_t stream(KernelCall& c) { return be(c).stream(); }

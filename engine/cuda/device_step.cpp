@@ -11,6 +11,7 @@
 #include "engine/cuda/engine_kernels.h"
 #include "engine/cuda/pinned_buffer.h"
 #include "kernels/adamw.h"
+#include "kernels/adamw_norm_share.h"
 #include "kernels/cuda_check.h"
 #endif
 
@@ -82,7 +83,7 @@ constexpr size_t kNorm = 0, kClip = 1, kLosses = 2;
 
 class CudaStep final : public DeviceStep {
  public:
-  CudaStep(const Graph& g, Executor& ex, const AdamWConfig& cfg)
+  CudaStep(const Graph& g, Executor& ex, const AdamWConfig& cfg, const std::vector<bool>& owned)
       : g_(g), ex_(ex), be_(cuda_backend(ex.backend())), cfg_(cfg), n_(static_cast<size_t>(g.storage_size())) {
     if (!g.params.empty() && g.values[g.params[0].value].dtype != DType::BF16)
       user_error("the CUDA backend trains bf16 graphs (parameters are ", dtype_name(g.values[g.params[0].value].dtype),
@@ -95,9 +96,23 @@ class CudaStep final : public DeviceStep {
     // The one segment table (engine/optim/adamw.h) over the whole buffer: frozen parameters are
     // segments with lr_scale 0, which the kernel leaves as they are (values and moments).
     const int n_params = static_cast<int>(g.params.size());
-    std::vector<kc::AdamWSegment> segs =
-        adamw_table(g, n_params, {}, {0, params_storage_end(g, n_params)}, cfg).segments;
+    const AdamWTable table = adamw_table(g, n_params, owned, {0, params_storage_end(g, n_params)}, cfg);
+    std::vector<kc::AdamWSegment> segs = table.segments;
     if (segs.empty()) segs.push_back({0, 0.0f, 0.0f});
+    // The counted segments, adjacent ones merged: a reduced norm's share (set_norm_reduction).
+    std::vector<kc::NormRange> counted;
+    for (size_t i = 0; i < table.segments.size(); ++i) {
+      if (!table.counted[i]) continue;
+      const size_t begin = table.segments[i].begin, end = table.segment_end(i);
+      if (!counted.empty() && counted.back().end == begin)
+        counted.back().end = end;
+      else
+        counted.push_back({begin, end});
+    }
+    n_norm_ranges_ = static_cast<int>(counted.size());
+    norm_ranges_ = DeviceBuffer(be_, std::max<size_t>(counted.size(), 1) * sizeof(kc::NormRange));
+    if (!counted.empty()) be_.upload(norm_ranges_.data(), counted.data(), counted.size() * sizeof(kc::NormRange));
+    sum_squares_ = DeviceBuffer(be_, sizeof(double));
     n_segments_ = static_cast<int>(segs.size());
     segments_ = DeviceBuffer(be_, segs.size() * sizeof(kc::AdamWSegment));
     be_.upload(segments_.data(), segs.data(), segments_.size());
@@ -179,6 +194,10 @@ class CudaStep final : public DeviceStep {
     queues_.reset();
     if (hooks_)
       queues_ = std::make_unique<CudaQueues>(be_, static_cast<cudaStream_t>(comm_stream), ex_.grads().as<bf16>(), n_);
+  }
+  void set_norm_reduction(std::function<void(double* sum_squares)> reduce) override {
+    drop_graph();
+    norm_reduce_ = std::move(reduce);
   }
   size_t graph_nodes() const override { return graph_nodes_; }
 
@@ -264,8 +283,16 @@ class CudaStep final : public DeviceStep {
       reduce_(ex_.grads().data, n_);
     }
     const bf16* grads = ex_.grads().as<bf16>();
-    kc::grad_norm<bf16>(results + kNorm, results + kClip, grads, n_, cfg_.grad_clip, norm_workspace_.data(),
-                        norm_workspace_.size(), s);
+    if (norm_reduce_) {
+      double* sum_squares = static_cast<double*>(sum_squares_.data());
+      kc::grad_norm_squared<bf16>(sum_squares, grads, static_cast<const kc::NormRange*>(norm_ranges_.data()),
+                                  n_norm_ranges_, norm_workspace_.data(), norm_workspace_.size(), s);
+      norm_reduce_(sum_squares);
+      kc::grad_norm_finish(results + kNorm, results + kClip, sum_squares, cfg_.grad_clip, s);
+    } else {
+      kc::grad_norm<bf16>(results + kNorm, results + kClip, grads, n_, cfg_.grad_clip, norm_workspace_.data(),
+                          norm_workspace_.size(), s);
+    }
     kc::adamw_update<bf16>(static_cast<float*>(master_.data()), ex_.params().as<bf16>(), static_cast<float*>(m_.data()),
                            static_cast<float*>(v_.data()), grads, n_,
                            static_cast<const kc::AdamWSegment*>(segments_.data()), n_segments_,
@@ -326,8 +353,11 @@ class CudaStep final : public DeviceStep {
   AdamWConfig cfg_;
   size_t n_;
   DeviceBuffer master_, m_, v_, segments_, step_values_, norm_workspace_, staging_, results_;
+  DeviceBuffer norm_ranges_, sum_squares_;
   Workspace workspace_{be_};
   int n_segments_ = 0;
+  int n_norm_ranges_ = 0;
+  std::function<void(double* sum_squares)> norm_reduce_;
   PinnedBuffer host_step_, host_staging_, host_results_;
   std::vector<InputSlot> slots_;
   int steps_ = 0;
@@ -343,13 +373,14 @@ class CudaStep final : public DeviceStep {
 
 }  // namespace
 
-std::unique_ptr<DeviceStep> make_device_step(const Graph& g, Executor& ex, const AdamWConfig& cfg) {
-  return std::make_unique<CudaStep>(g, ex, cfg);
+std::unique_ptr<DeviceStep> make_device_step(const Graph& g, Executor& ex, const AdamWConfig& cfg,
+                                             const std::vector<bool>& owned) {
+  return std::make_unique<CudaStep>(g, ex, cfg, owned);
 }
 
 #else
 
-std::unique_ptr<DeviceStep> make_device_step(const Graph&, Executor& ex, const AdamWConfig&) {
+std::unique_ptr<DeviceStep> make_device_step(const Graph&, Executor& ex, const AdamWConfig&, const std::vector<bool>&) {
   FERRY_CHECK(false, "no device step for the ", ex.backend().name(), " backend in a build without CUDA");
   return nullptr;
 }

@@ -1,11 +1,12 @@
 // kernels/cuda/adamw.cu — CUDA twin of kernels/cpu/adamw.cpp (contract in kernels/adamw.h): AdamW
 // over the flat buffers in one launch, and the deterministic global gradient norm with its clip
-// scale written on the device.
+// scale written on the device (whole, or a rank's share over ranges: kernels/adamw_norm_share.h).
 //
 // AdamW is pure streaming (per element: read master, m, v, grad; write master, m, v, bf16 param —
 // 28 bytes with bf16 grads), so the kernel does 4 elements per thread with 128-bit fp32 accesses and
 // looks up its segment (lr scale, weight decay) by binary search in the small table (L1-resident).
 #include "kernels/adamw.h"
+#include "kernels/adamw_norm_share.h"
 #include "kernels/cuda/common.cuh"
 
 namespace ferry::kernels::cuda {
@@ -139,7 +140,57 @@ __global__ void grad_norm_final_kernel(float* norm, float* clip_scale, const dou
   }
 }
 
+// The ranges' share: each thread strides over every range in turn (the ranges of a segment table
+// are few and long), fp32 per-thread sums, fp64 block partials as above.
+template <typename G>
+__global__ void __launch_bounds__(kNormThreads)
+    grad_norm_ranges_partial_kernel(double* partials, const G* grads, const NormRange* ranges, int n_ranges) {
+  __shared__ double scratch[32];
+  const size_t thread = blockIdx.x * size_t(blockDim.x) + threadIdx.x, threads = size_t(gridDim.x) * blockDim.x;
+  float s = 0.0f;
+  for (int r = 0; r < n_ranges; ++r) {
+    const NormRange range = ranges[r];
+    for (size_t i = range.begin + thread; i < range.end; i += threads) {
+      const float g = grad_at(grads, i);
+      s += g * g;
+    }
+  }
+  const double total = block_sum(static_cast<double>(s), scratch);
+  if (threadIdx.x == 0) partials[blockIdx.x] = total;
+}
+
+__global__ void sum_partials_kernel(double* out, const double* partials, int blocks) {
+  __shared__ double scratch[32];
+  double s = 0.0;
+  for (int i = threadIdx.x; i < blocks; i += blockDim.x) s += partials[i];
+  const double total = block_sum(s, scratch);
+  if (threadIdx.x == 0) *out = total;
+}
+
+__global__ void grad_norm_finish_kernel(float* norm, float* clip_scale, const double* sum_squares, float max_norm) {
+  const float nrm = static_cast<float>(sqrt(*sum_squares));
+  *norm = nrm;
+  if (clip_scale) *clip_scale = (max_norm > 0.0f && nrm > max_norm) ? max_norm / (nrm + 1e-6f) : 1.0f;
+}
+
 }  // namespace
+
+template <typename G>
+void grad_norm_squared(double* sum_squares, const G* grads, const NormRange* ranges, int n_ranges, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream) {
+  FERRY_CUDA_REQUIRE(workspace_bytes >= grad_norm_workspace_bytes(), "workspace too small");
+  FERRY_CUDA_REQUIRE(n_ranges >= 0 && (n_ranges == 0 || ranges), "a range table");
+  double* partials = static_cast<double*>(workspace);
+  grad_norm_ranges_partial_kernel<G><<<kNormBlocks, kNormThreads, 0, stream>>>(partials, grads, ranges, n_ranges);
+  FERRY_CUDA_CHECK_LAUNCH("grad_norm_ranges_partial_kernel");
+  sum_partials_kernel<<<1, 1024, 0, stream>>>(sum_squares, partials, kNormBlocks);
+  FERRY_CUDA_CHECK_LAUNCH("sum_partials_kernel");
+}
+
+void grad_norm_finish(float* norm, float* clip_scale, const double* sum_squares, float max_norm, cudaStream_t stream) {
+  grad_norm_finish_kernel<<<1, 1, 0, stream>>>(norm, clip_scale, sum_squares, max_norm);
+  FERRY_CUDA_CHECK_LAUNCH("grad_norm_finish_kernel");
+}
 
 template <typename G>
 void adamw_update(float* master, bf16* params, float* m, float* v, const G* grads, size_t n,
@@ -177,5 +228,7 @@ template void adamw_update<float>(float*, bf16*, float*, float*, const float*, s
                                   const AdamWStep*, float, float, float, const float*, cudaStream_t);
 template void grad_norm<bf16>(float*, float*, const bf16*, size_t, float, void*, size_t, cudaStream_t);
 template void grad_norm<float>(float*, float*, const float*, size_t, float, void*, size_t, cudaStream_t);
+template void grad_norm_squared<bf16>(double*, const bf16*, const NormRange*, int, void*, size_t, cudaStream_t);
+template void grad_norm_squared<float>(double*, const float*, const NormRange*, int, void*, size_t, cudaStream_t);
 
 }  // namespace ferry::kernels::cuda

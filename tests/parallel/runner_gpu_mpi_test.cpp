@@ -2,7 +2,8 @@
 // parallelism with the MPI communicator: two ranks share one GPU (MPI stages the gradients through
 // host memory, so no one-rank-per-device rule applies) and train like one process with the global
 // batch, within bf16's rounding (the DP sum rounds the gradients to bf16 once more than one process
-// does). And the layouts CUDA does not run yet are refused with one line, not run wrong.
+// does); tensor parallelism over the same two ranks trains like one process too. And the layouts
+// CUDA does not run yet are refused with one line, not run wrong.
 // Labels mpi and gpu: skips (77) on every rank without a device.
 // ferry-mpi-ranks: 2
 #include <gtest/gtest.h>
@@ -47,12 +48,57 @@ TEST(RunnerGpu, DataParallelTwoRanksOnOneGpuEqualOneProcess) {
   for (size_t i = 0; i < sum.size(); i += 97) EXPECT_NEAR(sum[i], dp * params[i], 1e-6 + 1e-6 * std::fabs(sum[i]));
 }
 
-TEST(RunnerGpu, TensorParallelOnCudaIsRefusedWithOneLine) {
+// Tensor parallelism on the device: two ranks share the GPU, each holding half of every split
+// layer and half of the vocabulary; the TP ops' collectives (the row-parallel sums, the
+// vocabulary-parallel cross-entropy's maxima and exp-sums) and the norm's sum go through the MPI
+// communicator, staged through pinned host memory (eager steps). Within bf16's rounding (the
+// partial sums are rounded to bf16 before they are added) it trains like one process: the same
+// losses, the same clipped norm (a replicated parameter counted once, not twice), and
+// parameters and moments read back in the single-process order.
+TEST(RunnerGpu, TensorParallelTwoRanksOnOneGpuEqualOneProcess) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << device_summary();
+  auto gpu = make_cuda_backend();
+  auto one = one_process(*gpu, kB);
+  const std::vector<StepResult> want = train(*one, 0, kB);
+  const std::vector<float> want_params = one->parameters();
+  const OptimizerState want_state = one->optimizer_state();
+
+  auto step = parallel::make_gpt_runner(tiny(), kB, kT, kMicro, AdamWConfig{}, {2, 1, false}, mpi_world(), *gpu);
+  ASSERT_EQ(step->grid().shape().tp, 2);
+  step->set_parameters(initial());
+  const std::vector<StepResult> got = train(*step, 0, kB);
+  for (int s = 0; s < kSteps; ++s) {
+    EXPECT_NEAR(got[s].loss, want[s].loss, 1e-2 * want[s].loss) << "step " << s + 1;
+    EXPECT_NEAR(got[s].grad_norm, want[s].grad_norm, 2e-2 * want[s].grad_norm) << "step " << s + 1;
+  }
+  EXPECT_LT(want.back().loss, want.front().loss) << "the reference did not train";
+  const std::vector<float> params = step->parameters();
+  ASSERT_EQ(params.size(), want_params.size());
+  double worst = 0, moved = 0;
+  const std::vector<float> start = initial();
+  for (size_t i = 0; i < params.size(); ++i) {
+    worst = std::max(worst, std::fabs(double(params[i]) - want_params[i]));
+    moved = std::max(moved, std::fabs(double(want_params[i]) - start[i]));
+  }
+  EXPECT_LT(worst, 2e-3) << "parameters after " << kSteps << " steps (bf16 gradients, lr 1e-3)";
+  EXPECT_GT(moved, 2e-3) << "the reference's parameters barely moved: the comparison above would prove nothing";
+  const OptimizerState state = step->optimizer_state();
+  EXPECT_EQ(state.steps, want_state.steps);
+  ASSERT_EQ(state.m.size(), want_state.m.size());
+  double m_worst = 0, m_scale = 0;
+  for (size_t i = 0; i < state.m.size(); ++i) {
+    m_worst = std::max(m_worst, std::fabs(double(state.m[i]) - want_state.m[i]));
+    m_scale = std::max(m_scale, std::fabs(double(want_state.m[i])));
+  }
+  EXPECT_LT(m_worst, 0.05 * m_scale) << "first moments in the single-process order";
+}
+
+TEST(RunnerGpu, PipelineOnCudaIsRefusedWithOneLine) {
   if (cuda_device_count() == 0) GTEST_SKIP() << device_summary();
   auto gpu = make_cuda_backend();
   try {
-    parallel::make_gpt_runner(tiny(), kB, kT, kMicro, AdamWConfig{}, {2, 1, false}, mpi_world(), *gpu);
-    ADD_FAILURE() << "tp2 on CUDA was accepted";
+    parallel::make_gpt_runner(tiny(), kB, kT, kMicro, AdamWConfig{}, {1, 2, false}, mpi_world(), *gpu);
+    ADD_FAILURE() << "pp2 on CUDA was accepted";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("CPU backend"), std::string::npos) << e.what();
   }
