@@ -178,8 +178,8 @@ std::string format_plan(const PlanRequest& r, const Plan& p) {
       c.tflops);
   add("micro-batch %d × %d micro-batches per step%s%s: %.0f tokens per step\n\n", r.micro_batch, r.grad_accum,
       r.zero1 ? ", ZeRO-1" : "", r.recompute ? ", recompute" : "", p.tokens_per_step);
-  add("per-GPU memory (GiB)  stage layers  params  grads  AdamW  arena×in-flight  activations  total  "
-      "| recompute: activations  total\n");
+  out += "per-GPU memory (GiB)  stage layers  params  grads  AdamW  arena×in-flight  activations  total  "
+         "| recompute: activations  total\n";
   for (const StageMemory& s : p.stages) {
     add("%20s  %5d %6d  %6.2f %6.2f %6.2f  %7.2f × %-2d     %8.2f  %6.2f  |            %8.2f  %6.2f%s\n", "",
         s.stage, s.layers, s.params / kGiB, s.grads / kGiB, s.optimizer / kGiB, s.arena / kGiB,
