@@ -1,7 +1,8 @@
-// kernels/adamw_norm_share.h — the global gradient norm of kernels/adamw.h when each rank holds a
-// share of the parameters (tensor parallelism), in two halves with the sum over the ranks between
-// them. The adamw family's second contract header (kernels/cuda/adamw.cu implements both; tests in
-// tests/emulator/adamw_emu_test.cpp); only the device step uses it.
+// kernels/adamw_norm_share.h — the global gradient norm of kernels/adamw.h over the counted
+// segments of a segment table (frozen parameters never count; under tensor parallelism each rank
+// counts its share), in two halves with the sum over the ranks between them. The adamw family's
+// second contract header (kernels/cuda/adamw.cu implements both; tests in
+// tests/emulator/adamw_emu_test.cpp); the CUDA device step's norm for every layout.
 //
 //   grad_norm_squared  *sum_squares = Σ g² (fp64, device) over the element ranges [begin, end) of
 //                      `ranges` (device memory, taken in order: the counted segments of a segment

@@ -283,16 +283,14 @@ class CudaStep final : public DeviceStep {
       reduce_(ex_.grads().data, n_);
     }
     const bf16* grads = ex_.grads().as<bf16>();
-    if (norm_reduce_) {
-      double* sum_squares = static_cast<double*>(sum_squares_.data());
-      kc::grad_norm_squared<bf16>(sum_squares, grads, static_cast<const kc::NormRange*>(norm_ranges_.data()),
-                                  n_norm_ranges_, norm_workspace_.data(), norm_workspace_.size(), s);
-      norm_reduce_(sum_squares);
-      kc::grad_norm_finish(results + kNorm, results + kClip, sum_squares, cfg_.grad_clip, s);
-    } else {
-      kc::grad_norm<bf16>(results + kNorm, results + kClip, grads, n_, cfg_.grad_clip, norm_workspace_.data(),
-                          norm_workspace_.size(), s);
-    }
+    // The norm counts the table's counted segments only, as the CPU optimizer does: frozen
+    // parameters never count (whatever gradient backward left them), and under TP a rank counts
+    // its shards and the replicated parameters it owns, the rest coming from norm_reduce_.
+    double* sum_squares = static_cast<double*>(sum_squares_.data());
+    kc::grad_norm_squared<bf16>(sum_squares, grads, static_cast<const kc::NormRange*>(norm_ranges_.data()),
+                                n_norm_ranges_, norm_workspace_.data(), norm_workspace_.size(), s);
+    if (norm_reduce_) norm_reduce_(sum_squares);
+    kc::grad_norm_finish(results + kNorm, results + kClip, sum_squares, cfg_.grad_clip, s);
     kc::adamw_update<bf16>(static_cast<float*>(master_.data()), ex_.params().as<bf16>(), static_cast<float*>(m_.data()),
                            static_cast<float*>(v_.data()), grads, n_,
                            static_cast<const kc::AdamWSegment*>(segments_.data()), n_segments_,

@@ -57,7 +57,8 @@ TEST_F(Emulated, GradNormMatchesCpuReferenceAndIsReproducible) {
   }
 }
 
-// Tensor parallelism's share of the norm: Σg² over ranges (ragged, with gaps that must not count,
+// The device step's norm (frozen parameters' segments and, under tensor parallelism, other ranks'
+// shares are gaps): Σg² over ranges (ragged, with gaps that must not count,
 // one empty), then the finish on the sum two ranks' shares make. Fresh random gradients each run.
 TEST_F(Emulated, GradNormOverRangesMatchesCpuReferenceAndIsReproducible) {
   std::mt19937_64 rng(emu_seed());
