@@ -57,10 +57,14 @@ namespace ferry::kernels::cuda {
 // row: pass 1 online max/sum over the row's V classes, pass 2 writes dlogits (the re-read comes
 // from L2) and zeroes its padding columns. workspace: cross_entropy_workspace_bytes (holds
 // 1/n_valid between launches).
+// label_count (device i32, nullable): data parallelism's global count of labelled rows, of which
+// these N rows are a share; the mean and dlogits then divide by it instead of this call's n_valid
+// (Σ losses / label_count: summed over the ranks, one process's mean; 0 when it is 0).
 size_t cross_entropy_workspace_bytes();
 void cross_entropy_forward_backward(float* losses, float* loss_mean, bf16* dlogits, const bf16* logits,
                                     const int32_t* targets, int N, int V, int ld, float scale, int32_t ignore_index,
-                                    void* workspace, size_t workspace_bytes, cudaStream_t stream);
+                                    void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                    const int32_t* label_count = nullptr);
 
 // The vocabulary-parallel passes (contract above): bf16 logits and dlogits, fp32 statistics
 // (row_max [N], sums [2N]), losses and mean; one block per row for each pass, fixed-order block

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <set>
 
 #include "base/error.h"
@@ -56,12 +57,11 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
   // On CUDA: one rank, data parallelism (a device communicator: buckets reduced on a second stream
   // inside the captured step; a host one: summed through host memory after backward, eagerly) and
   // tensor parallelism (the TP ops' collectives in stream order: captured with a device
-  // communicator, eager steps with a host one). PP, ZeRO-1 and label counts on the device are not
-  // built yet.
-  if (on_device && (shape.pp > 1 || opt.layout.zero1 || !label_counts_.empty()))
+  // communicator, eager steps with a host one), with the fine-tuning losses' global label counts as
+  // step inputs. PP and ZeRO-1 on the device are not built yet.
+  if (on_device && (shape.pp > 1 || opt.layout.zero1))
     user_error("on the CUDA backend this build runs one process, data and tensor parallelism (",
-               shape.to_string(), opt.layout.zero1 ? ", zero1" : "", label_counts_.empty() ? "" : ", label counts",
-               " asked): run that layout on the CPU backend");
+               shape.to_string(), opt.layout.zero1 ? ", zero1" : "", " asked): run that layout on the CPU backend");
   FERRY_CHECK(!tied_params_.empty() == (c_->tie != nullptr), "tied parameters without their communicator");
   if (static_cast<int>(graph_.nodes.size()) == graph_.num_forward_nodes) {
     // A graph built in fp32 (the fine-tuning task graphs) runs in bf16 on the CUDA backend.
@@ -144,6 +144,21 @@ void all_reduce_host(Backend& backend, DeviceBuffer& scratch, Communicator& comm
   backend.download(data, scratch.data(), bytes);
 }
 
+// The labelled rows of a batch for one label count, summed over DP by `sum_over_dp` (every DP rank
+// asks at the same point of the step).
+int32_t global_label_count(const Batch& b, const LabelCount& lc, const std::function<void(double&)>& sum_over_dp) {
+  double n = 0;  // exact: counts stay far below 2^53
+  bool found = false;
+  for (const auto& [value, data] : b.inputs)
+    if (value == lc.targets) {
+      found = true;
+      for (int32_t t : data) n += t != lc.ignore;
+    }
+  FERRY_CHECK(found, "the batch has no targets for a label count (input ", lc.targets, ")");
+  sum_over_dp(n);
+  return static_cast<int32_t>(n);
+}
+
 // The device step speaks its graph's logical order; a layout's origins address the storage one.
 std::vector<float> to_storage(const Graph& g, const std::vector<float>& logical) {
   std::vector<float> storage(static_cast<size_t>(g.storage_size()), 0.0f);
@@ -183,19 +198,11 @@ void Runner::load(const Batch& b) {
     executor_->set_input(it->second, data.data(), data.size() * sizeof(int32_t));
   }
   for (const LabelCount& lc : label_counts_) {
-    double n = 0;  // exact: counts stay far below 2^53
-    bool found = false;
-    for (const auto& [value, data] : b.inputs)
-      if (value == lc.targets) {
-        found = true;
-        for (int32_t t : data) n += t != lc.ignore;
-      }
-    FERRY_CHECK(found, "the batch has no targets for a label count (input ", lc.targets, ")");
-    all_reduce_scalar(*c_->comms.dp, n);
-    const int32_t count = static_cast<int32_t>(n);
+    const int32_t count = global_label_count(b, lc, [this](double& n) { all_reduce_scalar(*c_->comms.dp, n); });
     executor_->set_input(lc.count, &count, sizeof(count));
   }
 }
+
 
 // ---- pipeline ----------------------------------------------------------------------------------
 
@@ -334,14 +341,21 @@ StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
               micro.size());
   if (device_) {  // the DP mean of the loss; the norm is already the global one
     // Batches are keyed by the single-process graph's inputs; the device step reads this rank's.
+    // Label counts travel as inputs too (summed over DP here, before the step: no host round trip
+    // inside it).
     std::vector<Batch> local(micro.size());
-    for (size_t k = 0; k < micro.size(); ++k)
+    for (size_t k = 0; k < micro.size(); ++k) {
       for (const auto& [value, data] : micro[k].inputs)
         if (auto it = input_map_.find(value); it != input_map_.end()) local[k].inputs.emplace_back(it->second, data);
+      for (const LabelCount& lc : label_counts_)
+        local[k].inputs.emplace_back(lc.count, std::vector<int32_t>{global_label_count(
+                                                   micro[k], lc, [this](double& n) { all_reduce_scalar(*c_->comms.dp, n); })});
+    }
     StepResult r = device_->train(local, lr);
     if (c_->grid.shape().dp > 1) {
       all_reduce_scalar(*c_->comms.dp, r.loss);
-      r.loss /= c_->grid.shape().dp;
+      // With label counts each rank's loss is its share of the global mean already.
+      if (label_counts_.empty()) r.loss /= c_->grid.shape().dp;
     }
     return r;
   }

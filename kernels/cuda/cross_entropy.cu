@@ -17,7 +17,13 @@ namespace {
 
 constexpr int kThreads = 1024;
 
-__global__ void count_valid_kernel(float* inv_valid, const int32_t* targets, int N, int32_t ignore_index) {
+// label_count (nullable): the global count that replaces this batch's (data parallelism).
+__global__ void count_valid_kernel(float* inv_valid, const int32_t* targets, int N, int32_t ignore_index,
+                                   const int32_t* label_count) {
+  if (label_count) {
+    if (threadIdx.x == 0) *inv_valid = *label_count > 0 ? 1.0f / static_cast<float>(*label_count) : 0.0f;
+    return;
+  }
   __shared__ float scratch[32];
   float count = 0.0f;  // exact in fp32 up to 2^24 rows
   for (int n = threadIdx.x; n < N; n += blockDim.x) count += targets[n] != ignore_index ? 1.0f : 0.0f;
@@ -203,7 +209,7 @@ void vocab_parallel_cross_entropy_finish(float* losses, float* loss_mean, bf16* 
   FERRY_CUDA_REQUIRE(workspace_bytes >= cross_entropy_workspace_bytes(), "workspace too small");
   FERRY_CUDA_REQUIRE(valid >= 0 && ld >= valid, "valid=" + std::to_string(valid) + " ld=" + std::to_string(ld));
   float* inv_valid = static_cast<float*>(workspace);
-  count_valid_kernel<<<1, kThreads, 0, stream>>>(inv_valid, targets, N, ignore_index);
+  count_valid_kernel<<<1, kThreads, 0, stream>>>(inv_valid, targets, N, ignore_index, nullptr);
   FERRY_CUDA_CHECK_LAUNCH("count_valid_kernel");
   if (N > 0) {
     vp_finish_kernel<<<N, kThreads, 0, stream>>>(losses, dev(dlogits), dev(logits), targets, row_max, sums,
@@ -220,11 +226,12 @@ size_t cross_entropy_workspace_bytes() { return 256; }
 
 void cross_entropy_forward_backward(float* losses, float* loss_mean, bf16* dlogits, const bf16* logits,
                                     const int32_t* targets, int N, int V, int ld, float scale, int32_t ignore_index,
-                                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+                                    void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                    const int32_t* label_count) {
   FERRY_CUDA_REQUIRE(workspace_bytes >= cross_entropy_workspace_bytes(), "workspace too small");
   FERRY_CUDA_REQUIRE(V > 0 && ld >= V, "V=" + std::to_string(V) + " ld=" + std::to_string(ld));
   float* inv_valid = static_cast<float*>(workspace);
-  count_valid_kernel<<<1, kThreads, 0, stream>>>(inv_valid, targets, N, ignore_index);
+  count_valid_kernel<<<1, kThreads, 0, stream>>>(inv_valid, targets, N, ignore_index, label_count);
   FERRY_CUDA_CHECK_LAUNCH("count_valid_kernel");
   if (N > 0) {
     cross_entropy_row_kernel<<<N, kThreads, 0, stream>>>(losses, dev(dlogits), dev(logits), targets, inv_valid, V,

@@ -2,8 +2,9 @@
 // parallelism with the MPI communicator: two ranks share one GPU (MPI stages the gradients through
 // host memory, so no one-rank-per-device rule applies) and train like one process with the global
 // batch, within bf16's rounding (the DP sum rounds the gradients to bf16 once more than one process
-// does); tensor parallelism over the same two ranks trains like one process too. And the layouts
-// CUDA does not run yet are refused with one line, not run wrong.
+// does); tensor parallelism over the same two ranks trains like one process too, and so does every
+// fine-tuning graph under DP (each rank's losses divided by the global label count, a step input).
+// And the layouts CUDA does not run yet are refused with one line, not run wrong.
 // Labels mpi and gpu: skips (77) on every rank without a device.
 // ferry-mpi-ranks: 2
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@
 #include "engine/device.h"
 #include "engine/model/gpt.h"
 #include "parallel/step_factory.h"
+#include "tests/finetune/finetune_graphs.h"
 #include "tests/parallel/mpi_world.h"
 #include "tests/parallel/runner_gpu_fixture.h"
 
@@ -91,6 +93,53 @@ TEST(RunnerGpu, TensorParallelTwoRanksOnOneGpuEqualOneProcess) {
     m_scale = std::max(m_scale, std::fabs(double(want_state.m[i])));
   }
   EXPECT_LT(m_worst, 0.05 * m_scale) << "first moments in the single-process order";
+}
+
+// The fine-tuning task graphs (sentiment on both trunks, NER with unlabelled tokens, frozen blocks,
+// multi-task, the LM heads) on ragged batches whose labelled rows differ between the ranks: under
+// DP2 on one GPU each rank divides by the global label count, so the losses and parameters follow
+// one process with the global batch on the same GPU (a rank dividing by its own count is off by
+// far more than bf16's rounding).
+TEST(RunnerGpu, FinetuneGraphsUnderDataParallelismOnOneGpuEqualOneProcess) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << device_summary();
+  auto gpu = make_cuda_backend();
+  const int dp = mpi_world().size();
+  constexpr int kFtT = 16, kFtSteps = 4;
+  const int B = 2 * dp;
+  for (const auto& fc : test::finetune_cases()) {
+    SCOPED_TRACE(fc.name);
+    const GptConfig c = test::finetune_config(fc.causal);
+    const test::BuiltCase global = test::build_case(fc, c, B, kFtT);
+    std::vector<double> init64;
+    init_gpt_params(global.graph, c, 424242, init64);
+    std::vector<float> init(init64.begin(), init64.end());
+    init_lora_params(global.graph, 424242, init);
+    auto run = [&](StepRunner& step) {
+      std::vector<double> losses;
+      for (int s = 0; s < kFtSteps; ++s) {
+        std::mt19937_64 rng(1000 + s);
+        const Batch whole = test::random_case_batch(fc, global, B, kFtT, 96, rng);
+        losses.push_back(step.train({shard_rows(whole, step.data_shard())}, kLr).loss);
+      }
+      return losses;
+    };
+    auto one = parallel::make_local_runner(test::build_case(fc, c, B, kFtT).graph, *gpu, AdamWConfig{});
+    one->set_parameters(init);
+    const std::vector<double> want = run(*one);
+    const std::vector<float> want_params = one->parameters();
+
+    auto step = parallel::make_task_runner(test::build_case(fc, c, B / dp, kFtT).graph, c, AdamWConfig{},
+                                           {1, 1, false}, mpi_world(), *gpu);
+    step->set_parameters(init);
+    const std::vector<double> got = run(*step);
+    for (int s = 0; s < kFtSteps; ++s) EXPECT_NEAR(got[s], want[s], 2e-2 * std::fabs(want[s])) << "step " << s + 1;
+    EXPECT_NE(want.front(), want.back()) << "the reference did not move";
+    const std::vector<float> params = step->parameters();
+    ASSERT_EQ(params.size(), want_params.size());
+    double worst = 0;
+    for (size_t i = 0; i < params.size(); ++i) worst = std::max(worst, std::fabs(double(params[i]) - want_params[i]));
+    EXPECT_LT(worst, 3e-3) << "parameters after " << kFtSteps << " steps (bf16 gradients)";
+  }
 }
 
 TEST(RunnerGpu, PipelineOnCudaIsRefusedWithOneLine) {
