@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <set>
 
 #include "base/error.h"
@@ -144,9 +143,8 @@ void all_reduce_host(Backend& backend, DeviceBuffer& scratch, Communicator& comm
   backend.download(data, scratch.data(), bytes);
 }
 
-// The labelled rows of a batch for one label count, summed over DP by `sum_over_dp` (every DP rank
-// asks at the same point of the step).
-int32_t global_label_count(const Batch& b, const LabelCount& lc, const std::function<void(double&)>& sum_over_dp) {
+// The labelled rows of this rank's batch for one label count (the caller sums them over DP).
+double labelled_rows(const Batch& b, const LabelCount& lc) {
   double n = 0;  // exact: counts stay far below 2^53
   bool found = false;
   for (const auto& [value, data] : b.inputs)
@@ -155,8 +153,7 @@ int32_t global_label_count(const Batch& b, const LabelCount& lc, const std::func
       for (int32_t t : data) n += t != lc.ignore;
     }
   FERRY_CHECK(found, "the batch has no targets for a label count (input ", lc.targets, ")");
-  sum_over_dp(n);
-  return static_cast<int32_t>(n);
+  return n;
 }
 
 // The device step speaks its graph's logical order; a layout's origins address the storage one.
@@ -198,11 +195,12 @@ void Runner::load(const Batch& b) {
     executor_->set_input(it->second, data.data(), data.size() * sizeof(int32_t));
   }
   for (const LabelCount& lc : label_counts_) {
-    const int32_t count = global_label_count(b, lc, [this](double& n) { all_reduce_scalar(*c_->comms.dp, n); });
+    double n = labelled_rows(b, lc);
+    all_reduce_scalar(*c_->comms.dp, n);
+    const int32_t count = static_cast<int32_t>(n);
     executor_->set_input(lc.count, &count, sizeof(count));
   }
 }
-
 
 // ---- pipeline ----------------------------------------------------------------------------------
 
@@ -341,15 +339,21 @@ StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
               micro.size());
   if (device_) {  // the DP mean of the loss; the norm is already the global one
     // Batches are keyed by the single-process graph's inputs; the device step reads this rank's.
-    // Label counts travel as inputs too (summed over DP here, before the step: no host round trip
-    // inside it).
+    // Label counts travel as inputs too: every micro-batch's, summed over DP in one all-reduce
+    // before the step (no host round trip inside it).
     std::vector<Batch> local(micro.size());
+    std::vector<double> counts;
     for (size_t k = 0; k < micro.size(); ++k) {
       for (const auto& [value, data] : micro[k].inputs)
         if (auto it = input_map_.find(value); it != input_map_.end()) local[k].inputs.emplace_back(it->second, data);
-      for (const LabelCount& lc : label_counts_)
-        local[k].inputs.emplace_back(lc.count, std::vector<int32_t>{global_label_count(
-                                                   micro[k], lc, [this](double& n) { all_reduce_scalar(*c_->comms.dp, n); })});
+      for (const LabelCount& lc : label_counts_) counts.push_back(labelled_rows(micro[k], lc));
+    }
+    if (!counts.empty()) {
+      all_reduce_host(backend_, scalar_, *c_->comms.dp, counts.data(), counts.size(), DType::f64);
+      size_t i = 0;
+      for (Batch& b : local)
+        for (const LabelCount& lc : label_counts_)
+          b.inputs.emplace_back(lc.count, std::vector<int32_t>{static_cast<int32_t>(counts[i++])});
     }
     StepResult r = device_->train(local, lr);
     if (c_->grid.shape().dp > 1) {

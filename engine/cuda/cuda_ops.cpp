@@ -153,8 +153,8 @@ void attach_all() {
   set_op_kernel("cross_entropy", Device::CUDA, [](KernelCall& c) {
     auto [N, L] = rows_cols(c.in[0].shape);
     const int V = cross_entropy_classes(c.node, L);  // the rest of the row is vocabulary padding
-    // A third input is data parallelism's global label count (engine/ops/cross_entropy.cpp).
-    const int32_t* label_count = c.in.size() > 2 && c.in[2] ? i32(c, 2) : nullptr;
+    // An optional third input: data parallelism's global label count (engine/ops/cross_entropy.cpp).
+    const int32_t* label_count = i32(c, 2);
     const size_t ws = kc::cross_entropy_workspace_bytes();
     bf16* dlogits = c.training ? bf(c, c.out[2]) : nullptr;
     kc::cross_entropy_forward_backward(f32(c, c.out[0]), f32(c, c.out[1]), dlogits, bf(c, c.in[0]), i32(c, 1), N, V, L,

@@ -99,7 +99,8 @@ class CudaStep final : public DeviceStep {
     const AdamWTable table = adamw_table(g, n_params, owned, {0, params_storage_end(g, n_params)}, cfg);
     std::vector<kc::AdamWSegment> segs = table.segments;
     if (segs.empty()) segs.push_back({0, 0.0f, 0.0f});
-    // The counted segments, adjacent ones merged: a reduced norm's share (set_norm_reduction).
+    // The counted segments, adjacent ones merged: what the norm sums (and, under TP, this rank's
+    // share that set_norm_reduction sums over the group).
     std::vector<kc::NormRange> counted;
     for (size_t i = 0; i < table.segments.size(); ++i) {
       if (!table.counted[i]) continue;
@@ -109,6 +110,7 @@ class CudaStep final : public DeviceStep {
       else
         counted.push_back({begin, end});
     }
+    counts_all_ = counted.size() == 1 && counted[0].begin == 0 && counted[0].end == params_storage_end(g, n_params);
     n_norm_ranges_ = static_cast<int>(counted.size());
     norm_ranges_ = DeviceBuffer(be_, std::max<size_t>(counted.size(), 1) * sizeof(kc::NormRange));
     if (!counted.empty()) be_.upload(norm_ranges_.data(), counted.data(), counted.size() * sizeof(kc::NormRange));
@@ -285,12 +287,18 @@ class CudaStep final : public DeviceStep {
     const bf16* grads = ex_.grads().as<bf16>();
     // The norm counts the table's counted segments only, as the CPU optimizer does: frozen
     // parameters never count (whatever gradient backward left them), and under TP a rank counts
-    // its shards and the replicated parameters it owns, the rest coming from norm_reduce_.
-    double* sum_squares = static_cast<double*>(sum_squares_.data());
-    kc::grad_norm_squared<bf16>(sum_squares, grads, static_cast<const kc::NormRange*>(norm_ranges_.data()),
-                                n_norm_ranges_, norm_workspace_.data(), norm_workspace_.size(), s);
-    if (norm_reduce_) norm_reduce_(sum_squares);
-    kc::grad_norm_finish(results + kNorm, results + kClip, sum_squares, cfg_.grad_clip, s);
+    // its shards and the replicated parameters it owns, the rest coming from norm_reduce_. When
+    // every parameter counts on this rank alone, the whole buffer's vectorized norm is the same sum.
+    if (counts_all_ && !norm_reduce_) {
+      kc::grad_norm<bf16>(results + kNorm, results + kClip, grads, n_, cfg_.grad_clip, norm_workspace_.data(),
+                          norm_workspace_.size(), s);
+    } else {
+      double* sum_squares = static_cast<double*>(sum_squares_.data());
+      kc::grad_norm_squared<bf16>(sum_squares, grads, static_cast<const kc::NormRange*>(norm_ranges_.data()),
+                                  n_norm_ranges_, norm_workspace_.data(), norm_workspace_.size(), s);
+      if (norm_reduce_) norm_reduce_(sum_squares);
+      kc::grad_norm_finish(results + kNorm, results + kClip, sum_squares, cfg_.grad_clip, s);
+    }
     kc::adamw_update<bf16>(static_cast<float*>(master_.data()), ex_.params().as<bf16>(), static_cast<float*>(m_.data()),
                            static_cast<float*>(v_.data()), grads, n_,
                            static_cast<const kc::AdamWSegment*>(segments_.data()), n_segments_,
@@ -355,6 +363,7 @@ class CudaStep final : public DeviceStep {
   Workspace workspace_{be_};
   int n_segments_ = 0;
   int n_norm_ranges_ = 0;
+  bool counts_all_ = false;  // one counted range over every parameter (no frozen one, no TP share)
   std::function<void(double* sum_squares)> norm_reduce_;
   PinnedBuffer host_step_, host_staging_, host_results_;
   std::vector<InputSlot> slots_;

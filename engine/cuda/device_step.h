@@ -52,12 +52,12 @@ class DeviceStep {
   // host, so the step is still captured and replayed: the hooks run while the step is issued (the
   // first, eager step and the capture), the reduction runs on every replay.
   virtual void set_gradient_hooks(GradientHooks hooks, void* comm_stream) = 0;
-  // Tensor parallelism: the gradient norm is this rank's share, Σg² over its counted segments (the
-  // table built with make_device_step's `owned`: its shards, and the replicated parameters it
-  // owns), summed over the model group by `reduce`, which is handed that sum (one fp64 in device
-  // memory) and issues the sum in the backend's stream order; then √ and the clip scale. A reduce
-  // through host memory cannot be captured: the caller turns replay off. Unset: the whole
-  // buffer's norm (one rank, or replicas).
+  // The gradient norm sums Σg² over the counted segments of the table built with
+  // make_device_step's `owned` (frozen parameters never count). Tensor parallelism: that is this
+  // rank's share (its shards, and the replicated parameters it owns), summed over the model group
+  // by `reduce`, which is handed the sum (one fp64 in device memory) and issues the sum in the
+  // backend's stream order; then √ and the clip scale. A reduce through host memory cannot be
+  // captured: the caller turns replay off.
   virtual void set_norm_reduction(std::function<void(double* sum_squares)> reduce) = 0;
 };
 
@@ -66,8 +66,8 @@ class DeviceStep {
 size_t device_optimizer_bytes(const Graph& g, bool reduce_buffer = false);
 
 // The graph's parameters must be bf16 (the executor's flat buffers are the working copy).
-// owned[p] (empty: every parameter) says whether parameter p counts in a reduced norm
-// (set_norm_reduction), as in adamw_table.
+// owned[p] (empty: every parameter) says whether parameter p counts in this rank's norm
+// (see set_norm_reduction), as in adamw_table.
 std::unique_ptr<DeviceStep> make_device_step(const Graph& g, Executor& ex, const AdamWConfig& cfg,
                                              const std::vector<bool>& owned = {});
 
