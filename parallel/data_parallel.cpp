@@ -58,7 +58,7 @@ std::string to_string(const DpOp& op) {
 GradientBuckets::GradientBuckets(const Graph& g, int n_params, size_t bucket_elems, Communicator& dp)
     : s_(make_dp_schedule(g, n_params, bucket_elems)), dp_(dp), widened_(s_.buckets.size(), nullptr) {}
 
-void GradientBuckets::begin_step(StepQueues& queues) {
+void GradientBuckets::begin_step(GradientQueues& queues) {
   queues_ = &queues;
   next_ = 0;
   reduced_early_ = 0;
@@ -95,7 +95,7 @@ void GradientBuckets::finish() {
 
 GradientHooks GradientBuckets::hooks() {
   GradientHooks h;
-  h.begin = [this](StepQueues& q) { begin_step(q); };
+  h.begin = [this](GradientQueues& q) { begin_step(q); };
   h.after_node = [this](int node) { on_node(node); };
   h.finish = [this] { finish(); };
   return h;

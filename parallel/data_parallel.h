@@ -68,7 +68,7 @@ class GradientBuckets {
   GradientBuckets(const Graph& g, int n_params, size_t bucket_elems, Communicator& dp);
 
   const DpSchedule& schedule() const { return s_; }
-  void begin_step(StepQueues& queues);
+  void begin_step(GradientQueues& queues);
   void on_node(int node);  // issue the operations tagged with `node`
   void finish();           // issue the rest
   size_t bucket_count() const { return s_.buckets.size(); }
@@ -81,14 +81,14 @@ class GradientBuckets {
   void issue(const DpOp& op, bool early);
   DpSchedule s_;
   Communicator& dp_;
-  StepQueues* queues_ = nullptr;
+  GradientQueues* queues_ = nullptr;
   size_t next_ = 0;
   std::vector<float*> widened_;
   int reduced_early_ = 0;
 };
 
 // The CPU's queues: fp32 gradients reduced in place, everything done when issued.
-class HostQueues final : public StepQueues {
+class HostQueues final : public GradientQueues {
  public:
   explicit HostQueues(float* grads) : grads_(grads) {}
   void record(Queue, int) override {}

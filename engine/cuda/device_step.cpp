@@ -10,6 +10,7 @@
 #include "engine/cuda/cuda_context.h"
 #include "engine/cuda/engine_kernels.h"
 #include "engine/cuda/pinned_buffer.h"
+#include "engine/cuda/stream_queues.h"
 #include "kernels/adamw.h"
 #include "kernels/adamw_norm_share.h"
 #include "kernels/cuda_check.h"
@@ -27,21 +28,16 @@ namespace {
 
 namespace kc = kernels::cuda;
 
-// The step's two queues (engine/train/step_queues.h): compute = the backend's stream, comm = a
-// device communicator's; events made as they are first named (in the eager first step, before any
-// capture); bf16 gradients widened into an fp32 reduce buffer at the same offsets.
-class CudaQueues final : public StepQueues {
+// The DP reduction's queues (engine/train/step_queues.h): record and wait on the backend's stream
+// and the device communicator's (engine/cuda/stream_queues.h); bf16 gradients widened into an fp32
+// reduce buffer at the same offsets, on the communicator's stream.
+class CudaQueues final : public GradientQueues {
  public:
   CudaQueues(CudaBackend& be, cudaStream_t comm, bf16* grads, size_t n)
-      : compute_(be.stream()), comm_(comm), grads_(grads), reduce_(be, n * sizeof(float)) {}
-  ~CudaQueues() override {
-    for (cudaEvent_t e : events_) cudaEventDestroy(e);
-  }
-  CudaQueues(const CudaQueues&) = delete;
-  CudaQueues& operator=(const CudaQueues&) = delete;
+      : streams_(make_stream_queues(be, comm)), comm_(comm), grads_(grads), reduce_(be, n * sizeof(float)) {}
 
-  void record(Queue q, int e) override { FERRY_CUDA_CHECK(cudaEventRecord(event(e), stream(q))); }
-  void wait(Queue q, int e) override { FERRY_CUDA_CHECK(cudaStreamWaitEvent(stream(q), event(e), 0)); }
+  void record(Queue q, int e) override { streams_->record(q, e); }
+  void wait(Queue q, int e) override { streams_->wait(q, e); }
   float* widen(size_t begin, size_t count) override {
     float* at = static_cast<float*>(reduce_.data()) + begin;
     convert_bf16_to_f32(at, grads_ + begin, count, comm_);
@@ -52,21 +48,10 @@ class CudaQueues final : public StepQueues {
   }
 
  private:
-  cudaStream_t stream(Queue q) const { return q == Queue::compute ? compute_ : comm_; }
-  cudaEvent_t event(int e) {
-    FERRY_CHECK(e >= 0, "event ", e);
-    while (events_.size() <= static_cast<size_t>(e)) {
-      cudaEvent_t made = nullptr;
-      FERRY_CUDA_CHECK(cudaEventCreateWithFlags(&made, cudaEventDisableTiming));
-      events_.push_back(made);
-    }
-    return events_[static_cast<size_t>(e)];
-  }
-
-  cudaStream_t compute_, comm_;
+  std::unique_ptr<StepQueues> streams_;
+  cudaStream_t comm_;
   bf16* grads_;
   DeviceBuffer reduce_;
-  std::vector<cudaEvent_t> events_;
 };
 
 // Where one micro-batch's input lands: staged at `staging` bytes into the staging buffer, copied

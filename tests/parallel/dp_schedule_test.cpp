@@ -68,7 +68,7 @@ class RecordingBackend final : public Backend {
 
 // The step's queues as the CUDA step has them: widen copies the bucket into a separate fp32 reduce
 // buffer at the same offsets, narrow copies it back. On the CPU both run when issued.
-class RecordingQueues final : public StepQueues {
+class RecordingQueues final : public GradientQueues {
  public:
   RecordingQueues(Timeline& t, float* grads, size_t n) : t_(t), grads_(grads), reduce_(n, -1.0f) {}
   void record(Queue q, int e) override { t_.push_back({Entry::record, q, e}); }
