@@ -1,29 +1,63 @@
-// parallel/device_collectives.h — an all-reduce of device memory on the CUDA backend, through any
-// communicator, in the order of the backend's stream: what the tensor-parallel ops' CUDA kernels
-// (parallel/tensor_parallel_ops_cuda.cpp) and the runner's gradient norm under TP use.
+// parallel/device_collectives.h — a collective inside a training step, issued in the order of the
+// step's queues (engine/train/step_queues.h): what the tensor-parallel ops' kernels (CPU and CUDA,
+// parallel/tensor_parallel_ops*.cpp) and the runner's gradient norm under TP use, one function for
+// every backend and communicator.
 //
-//   device communicator (NCCL)   forked onto the communicator's stream by an event after the work
-//                                issued so far, joined back by a second one: no host wait, so the
-//                                call can be captured in (and replayed from) a CUDA graph
-//   host communicator (MPI)      downloaded into pinned host memory (one buffer, reused), reduced
-//                                on the host, uploaded: the host waits for the stream, so it
-//                                cannot be captured (an internal error while a capture runs);
-//                                steps with one run eagerly
+//   device communicator (NCCL)   record compute F → wait comm F → all_reduce on the communicator's
+//                                stream → record comm J → wait compute J (F, J: kCollectiveFork,
+//                                kCollectiveJoin). No host wait, so the call can be captured in (and
+//                                replayed from) a CUDA graph; on the CUDA backend the queues are
+//                                engine/cuda/stream_queues.h's
+//   host communicator (MPI) on   downloaded into pinned host memory (one buffer, reused), reduced on
+//   the CUDA backend             the host, uploaded: the host waits for the stream, so it cannot be
+//                                captured (an internal error while a capture runs); steps with one
+//                                run eagerly. The queues are not used
+//   the CPU backend, host memory the communicator directly: done when it returns (ImmediateQueues)
 //   one rank                     nothing to do (no copy, no wait)
-// bf16 data is widened into an fp32 scratch for the sum and rounded back once.
+//
+// The queues come from the group's registration (parallel/collective_groups.h): the runner sets the
+// CUDA ones for its TP group and keeps the norm's with its reduction; a test installs recording ones
+// (tests/parallel/tp_schedule_mpi_test.cpp checks the order without a GPU).
 #pragma once
 #include <cstddef>
+#include <memory>
 
 #include "engine/backend.h"
+#include "engine/train/step_queues.h"
 #include "kernels/dtype.h"
 #include "parallel/communicator.h"
 
 namespace ferry::parallel {
 
-// `count` elements (f32 or f64) at device pointer `data`, in place.
-void device_all_reduce(Backend& backend, Communicator& comm, void* data, size_t count, DType type, ReduceOp op);
-// bf16 at `data`, summed in fp32 in `scratch` (device memory, `count` floats), rounded back once.
-void device_all_reduce_bf16(Backend& backend, Communicator& comm, ferry::bf16* data, size_t count, float* scratch,
-                            ReduceOp op);
+// The events of a single collective: negative, so they cannot clash with a schedule's (≥ 0) on the
+// same queues. Reused by every call: each wait orders against the record just before it.
+constexpr int kCollectiveFork = -1;
+constexpr int kCollectiveJoin = -2;
+
+// `count` elements at `data` (device memory on the CUDA backend), all-reduced in place over `comm`.
+void issue_all_reduce(Backend& backend, StepQueues& queues, Communicator& comm, void* data, size_t count, DType type,
+                      ReduceOp op);
+
+// The queues for collectives over `comm` on `backend`: CUDA streams and events for a device
+// communicator on the CUDA backend (the backend's stream and comm.device_stream()), ImmediateQueues
+// otherwise.
+std::unique_ptr<StepQueues> make_collective_queues(Backend& backend, Communicator& comm);
+
+// A registered group (collective_groups.h) as a kernel sees it: all_reduce goes through
+// issue_all_reduce on the group's communicator and queues.
+struct GroupCollectives {
+  Backend& backend;
+  StepQueues& queues;
+  Communicator& comm;
+  void all_reduce(void* data, size_t count, DType type, ReduceOp op) const {
+    issue_all_reduce(backend, queues, comm, data, count, type, op);
+  }
+  // bf16 device memory (CUDA backend) at `data`, widened into `scratch` (device memory, `count`
+  // floats) on the compute queue, summed in fp32, rounded back once on the compute queue.
+  void all_reduce_bf16(ferry::bf16* data, size_t count, float* scratch, ReduceOp op) const;
+};
+
+// Group `id` of collective_groups.h, for a kernel running on `backend`.
+GroupCollectives group_collectives(Backend& backend, int id);
 
 }  // namespace ferry::parallel

@@ -78,10 +78,15 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
   if (on_device) {
     device_ = gpu::make_device_step(graph_, *executor_, opt.adamw, owned);
     if (shape.tp > 1) {
-      // Each parameter counted once: the shards summed over the TP group, a replicated parameter
-      // by its owner. A host communicator's round trips (here and in the TP ops) are not replayable.
-      device_->set_norm_reduction([this](double* sum_squares) {
-        device_all_reduce(backend_, *c_->comms.model, sum_squares, 1, DType::f64, ReduceOp::sum);
+      // The TP ops' collectives and the norm's sum are issued on queues over the backend's stream
+      // and each communicator's (parallel/device_collectives.h): the TP group's live in its
+      // registration, the norm's in its reduction. Each parameter counted once: the shards summed
+      // over the TP group, a replicated parameter by its owner. A host communicator's round trips
+      // (here and in the TP ops) are not replayable.
+      c_->tp_group->set_queues(make_collective_queues(backend, *c_->comms.tp));
+      std::shared_ptr<StepQueues> norm_queues = make_collective_queues(backend, *c_->comms.model);
+      device_->set_norm_reduction([this, norm_queues](double* sum_squares) {
+        issue_all_reduce(backend_, *norm_queues, *c_->comms.model, sum_squares, 1, DType::f64, ReduceOp::sum);
       });
       if (!c_->comms.tp->buffers_on_device()) device_->set_graph_replay(false);
     }

@@ -21,7 +21,7 @@
 #include "engine/ops/ops.h"
 #include "kernels/cross_entropy.h"
 #include "kernels/embedding.h"
-#include "parallel/collective_groups.h"
+#include "parallel/device_collectives.h"
 #include "parallel/tensor_parallel.h"
 
 namespace ferry::parallel {
@@ -39,7 +39,7 @@ void all_reduce_kernel(KernelCall& c) {
   if (c.out[0].data != c.in[0].data) std::memcpy(c.out[0].data, c.in[0].data, c.in[0].nbytes());
   dispatch_float(c.in[0].dtype, [&](auto tag) {
     using T = decltype(tag);
-    collective_group(c.node.attrs.i("group"))
+    group_collectives(c.backend, c.node.attrs.i("group"))
         .all_reduce(c.out[0].data, static_cast<size_t>(c.out[0].numel()), comm_type<T>(), ReduceOp::sum);
   });
 }
@@ -64,7 +64,7 @@ OpDef identity_shaped(const char* name) {
 // vocabulary padding, or are all padding): the rest never enter the loss and get a zero gradient.
 template <typename T>
 T vocab_parallel_cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int L, int valid,
-                               int start, T scale, int32_t ignore_index, Communicator& comm) {
+                               int start, T scale, int32_t ignore_index, const GroupCollectives& comm) {
   std::vector<T> row_max(N), sums(2 * static_cast<size_t>(N));
   kcpu::vocab_parallel_cross_entropy_row_max<T>(row_max.data(), logits, N, valid, L);
   comm.all_reduce(row_max.data(), row_max.size(), comm_type<T>(), ReduceOp::max);
@@ -180,7 +180,7 @@ void register_all_ops() {
       *c.out[1].as<T>() = vocab_parallel_cross_entropy<T>(
           c.out[0].as<T>(), c.training ? c.out[2].as<T>() : nullptr, c.in[0].as<T>(), c.in[1].as<int32_t>(), N, L,
           valid, start, static_cast<T>(c.node.attrs.get("scale", 1.0)), c.node.attrs.i("ignore_index", -1),
-          collective_group(c.node.attrs.i("group")));
+          group_collectives(c.backend, c.node.attrs.i("group")));
     });
   };
   ce.inplace_out = 2;

@@ -6,8 +6,9 @@
 //   vocab_parallel_cross_entropy      kernels/cross_entropy.h's three passes, the fp32 row maxima
 //                                     and exp-sums all-reduced over the group between them; losses
 //                                     and mean fp32
-// Collectives go through parallel/device_collectives.h: on NCCL in stream order with no host wait
-// (capturable); on a host communicator staged through pinned memory (eager steps only).
+// Collectives go through parallel/device_collectives.h (issue_all_reduce, on the group's queues):
+// on NCCL forked onto its stream and joined back by events, no host wait (capturable); on a host
+// communicator staged through pinned memory (eager steps only).
 #include "parallel/tensor_parallel.h"
 
 #if FERRY_WITH_CUDA
@@ -19,7 +20,6 @@
 #include "kernels/cross_entropy.h"
 #include "kernels/cuda_check.h"
 #include "kernels/embedding.h"
-#include "parallel/collective_groups.h"
 #include "parallel/device_collectives.h"
 #endif
 
@@ -35,7 +35,7 @@ using gpu::f32;
 using gpu::i32;
 
 gpu::CudaBackend& be(KernelCall& c) { return gpu::cuda_backend(c.backend); }
-Communicator& group(const KernelCall& c) { return collective_group(c.node.attrs.i("group")); }
+GroupCollectives group(KernelCall& c) { return group_collectives(c.backend, c.node.attrs.i("group")); }
 size_t aligned(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
 void copy_if_apart(KernelCall& c) {
@@ -48,9 +48,9 @@ void all_reduce(KernelCall& c) {
   copy_if_apart(c);
   const size_t n = static_cast<size_t>(c.out[0].numel());
   if (c.out[0].dtype == ferry::DType::F32)
-    return device_all_reduce(c.backend, group(c), f32(c, c.out[0]), n, DType::f32, ReduceOp::sum);
+    return group(c).all_reduce(f32(c, c.out[0]), n, DType::f32, ReduceOp::sum);
   float* scratch = static_cast<float*>(be(c).workspace(n * sizeof(float)));
-  device_all_reduce_bf16(c.backend, group(c), bf(c, c.out[0]), n, scratch, ReduceOp::sum);
+  group(c).all_reduce_bf16(bf(c, c.out[0]), n, scratch, ReduceOp::sum);
 }
 
 }  // namespace
@@ -92,9 +92,9 @@ void attach_tensor_parallel_cuda_kernels() {
     float* sums = row_max + N;
     const bf16* logits = bf(c, c.in[0]);
     kc::vocab_parallel_cross_entropy_row_max(row_max, logits, N, valid, L, s);
-    device_all_reduce(c.backend, group(c), row_max, size_t(N), DType::f32, ReduceOp::max);
+    group(c).all_reduce(row_max, size_t(N), DType::f32, ReduceOp::max);
     kc::vocab_parallel_cross_entropy_sums(sums, logits, i32(c, 1), row_max, N, valid, L, start, ignore, s);
-    device_all_reduce(c.backend, group(c), sums, 2 * size_t(N), DType::f32, ReduceOp::sum);
+    group(c).all_reduce(sums, 2 * size_t(N), DType::f32, ReduceOp::sum);
     kc::vocab_parallel_cross_entropy_finish(f32(c, c.out[0]), f32(c, c.out[1]), c.training ? bf(c, c.out[2]) : nullptr,
                                             logits, i32(c, 1), row_max, sums, N, valid, L, start,
                                             static_cast<float>(c.node.attrs.get("scale", 1.0)), ignore,
