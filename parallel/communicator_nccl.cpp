@@ -154,7 +154,12 @@ class NcclCommunicator final : public Communicator {
     ncclComm_t sub = nullptr;
     FERRY_NCCL(ncclCommSplit(comm_, color < 0 ? NCCL_SPLIT_NOCOLOR : color, key, &sub, nullptr));
     if (sub == nullptr) return nullptr;
-    return std::make_unique<NcclCommunicator>(sub, device_, stream_, false, timeout_);
+    // Its own stream: a TP all-reduce does not queue behind the DP buckets pending on another
+    // group's stream (events order each against the compute stream, parallel/device_collectives.h).
+    FERRY_CUDA(cudaSetDevice(device_));
+    cudaStream_t stream = nullptr;
+    FERRY_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    return std::make_unique<NcclCommunicator>(sub, device_, stream, true, timeout_);
   }
 
  private:

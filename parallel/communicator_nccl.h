@@ -6,8 +6,10 @@
 // on one device, so on a one-GPU machine only the one-rank communicator can be tested.
 //
 // Operations are enqueued on the communicator's stream and return at once (the stream orders what
-// follows); barrier() alone waits on the host. Sub-communicators from split() (ncclCommSplit) use
-// the same stream. Sums: NCCL's order is fixed for a given communicator size, algorithm and
+// follows); barrier() alone waits on the host. A sub-communicator from split() (ncclCommSplit) gets
+// its own non-blocking stream, owned by it: the collectives of different groups (the DP buckets, the
+// TP all-reduces, the norm's sum) are ordered against the compute stream by events, not behind each
+// other, and may run at once; every rank issues them in the same order. Sums: NCCL's order is fixed for a given communicator size, algorithm and
 // protocol, so runs repeat bitwise; pin NCCL_ALGO/NCCL_PROTO to make a run independent of NCCL's
 // tuning tables too.
 //
