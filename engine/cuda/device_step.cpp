@@ -93,10 +93,14 @@ class CudaStep final : public DeviceStep {
     v_ = DeviceBuffer(be_, n_ * sizeof(float));
     for (DeviceBuffer* b : {&master_, &m_, &v_}) be_.zero(b->data(), b->size());
 
-    // The one segment table (engine/optim/adamw.h) over the whole buffer: frozen parameters are
-    // segments with lr_scale 0, which the kernel leaves as they are (values and moments).
-    const int n_params = static_cast<int>(g.params.size());
-    const AdamWTable table = adamw_table(g, n_params, owned, {0, params_storage_end(g, n_params)}, cfg);
+    // The one segment table (engine/optim/adamw.h) over the model's parameters: frozen parameters
+    // are segments with lr_scale 0, which the kernel leaves as they are (values and moments). A
+    // pipeline stage's received activations follow them in the buffers and stay out of it.
+    const int n_params = owned.empty() ? static_cast<int>(g.params.size()) : static_cast<int>(owned.size());
+    FERRY_CHECK(n_params <= static_cast<int>(g.params.size()), "owners for ", n_params, " of ", g.params.size(),
+                " parameters");
+    n_model_ = params_storage_end(g, n_params);
+    const AdamWTable table = adamw_table(g, n_params, owned, {0, n_model_}, cfg);
     std::vector<kc::AdamWSegment> segs = table.segments;
     if (segs.empty()) segs.push_back({0, 0.0f, 0.0f});
     // The counted segments, adjacent ones merged: what the norm sums (and, under TP, this rank's
@@ -110,7 +114,7 @@ class CudaStep final : public DeviceStep {
       else
         counted.push_back({begin, end});
     }
-    counts_all_ = counted.size() == 1 && counted[0].begin == 0 && counted[0].end == params_storage_end(g, n_params);
+    counts_all_ = counted.size() == 1 && counted[0].begin == 0 && counted[0].end == n_model_;
     n_norm_ranges_ = static_cast<int>(counted.size());
     norm_ranges_ = DeviceBuffer(be_, std::max<size_t>(counted.size(), 1) * sizeof(kc::NormRange));
     if (!counted.empty()) be_.upload(norm_ranges_.data(), counted.data(), counted.size() * sizeof(kc::NormRange));
@@ -182,6 +186,24 @@ class CudaStep final : public DeviceStep {
     upload_logical(v_, st.v);
     be_.synchronize();
     steps_ = st.steps;
+  }
+
+  double update(float lr) override {
+    const cudaStream_t s = be_.stream();
+    ++steps_;
+    *host_step_.as<kc::AdamWStep>() = {lr, steps_};
+    FERRY_CUDA_CHECK(cudaMemcpyAsync(step_values_.data(), host_step_.as<void>(), sizeof(kc::AdamWStep),
+                                     cudaMemcpyHostToDevice, s));
+    const size_t result_bytes = kLosses * sizeof(float);
+    if (results_.size() < result_bytes) {
+      drop_graph();  // a captured step writes into the old buffer
+      results_ = DeviceBuffer(be_, result_bytes);
+    }
+    host_results_.reserve(result_bytes);
+    optimize(static_cast<float*>(results_.data()));
+    FERRY_CUDA_CHECK(cudaMemcpyAsync(host_results_.as<void>(), results_.data(), result_bytes, cudaMemcpyDeviceToHost, s));
+    FERRY_CUDA_CHECK(cudaStreamSynchronize(s));
+    return host_results_.as<float>()[kNorm];
   }
 
   void set_graph_replay(bool on) override { replay_ = on; }
@@ -284,13 +306,20 @@ class CudaStep final : public DeviceStep {
       be_.synchronize();
       reduce_(ex_.grads().data, n_);
     }
+    optimize(results);
+  }
+
+  // The norm, the clip and AdamW over the gradients in the executor's buffer, queued on the stream;
+  // the norm and the clip scale land in results[kNorm], results[kClip].
+  void optimize(float* results) {
+    const cudaStream_t s = be_.stream();
     const bf16* grads = ex_.grads().as<bf16>();
     // The norm counts the table's counted segments only, as the CPU optimizer does: frozen
     // parameters never count (whatever gradient backward left them), and under TP a rank counts
     // its shards and the replicated parameters it owns, the rest coming from norm_reduce_. When
     // every parameter counts on this rank alone, the whole buffer's vectorized norm is the same sum.
     if (counts_all_ && !norm_reduce_) {
-      kc::grad_norm<bf16>(results + kNorm, results + kClip, grads, n_, cfg_.grad_clip, norm_workspace_.data(),
+      kc::grad_norm<bf16>(results + kNorm, results + kClip, grads, n_model_, cfg_.grad_clip, norm_workspace_.data(),
                           norm_workspace_.size(), s);
     } else {
       double* sum_squares = static_cast<double*>(sum_squares_.data());
@@ -300,7 +329,7 @@ class CudaStep final : public DeviceStep {
       kc::grad_norm_finish(results + kNorm, results + kClip, sum_squares, cfg_.grad_clip, s);
     }
     kc::adamw_update<bf16>(static_cast<float*>(master_.data()), ex_.params().as<bf16>(), static_cast<float*>(m_.data()),
-                           static_cast<float*>(v_.data()), grads, n_,
+                           static_cast<float*>(v_.data()), grads, n_model_,
                            static_cast<const kc::AdamWSegment*>(segments_.data()), n_segments_,
                            static_cast<const kc::AdamWStep*>(step_values_.data()), cfg_.beta1, cfg_.beta2, cfg_.eps,
                            results + kClip, s);
@@ -357,7 +386,8 @@ class CudaStep final : public DeviceStep {
   Executor& ex_;
   CudaBackend& be_;
   AdamWConfig cfg_;
-  size_t n_;
+  size_t n_;            // the flat buffers' elements
+  size_t n_model_ = 0;  // where the model's parameters end in them (the rest: received activations)
   DeviceBuffer master_, m_, v_, segments_, step_values_, norm_workspace_, staging_, results_;
   DeviceBuffer norm_ranges_, sum_squares_;
   Workspace workspace_{be_};

@@ -34,6 +34,12 @@ class DeviceStep {
   virtual void set_parameters(const std::vector<float>& flat) = 0;
   virtual OptimizerState optimizer_state() const = 0;
   virtual void set_optimizer_state(const OptimizerState& s) = 0;
+  // The optimizer half alone, for a step whose forward and backward the caller ran on the executor
+  // (pipeline stages: the runner's 1F1B schedule): the gradients are in the executor's buffer with
+  // the data-parallel sum and the tied embedding's already added. The norm over the counted
+  // segments (summed over the group by set_norm_reduction's `reduce`), the clip and AdamW run
+  // eagerly; returns the global gradient norm (the host waits for it).
+  virtual double update(float lr) = 0;
   // Off: every step runs eagerly (profiling per node, and the test that replay changes nothing).
   virtual void set_graph_replay(bool on) = 0;
   // Nodes (kernels, copies, memsets) of the captured step graph; 0 before a capture.
@@ -67,7 +73,8 @@ size_t device_optimizer_bytes(const Graph& g, bool reduce_buffer = false);
 
 // The graph's parameters must be bf16 (the executor's flat buffers are the working copy).
 // owned[p] (empty: every parameter) says whether parameter p counts in this rank's norm
-// (see set_norm_reduction), as in adamw_table.
+// (see set_norm_reduction), as in adamw_table; given, it covers the model's parameters [0, n), and
+// any after them (a pipeline stage's received activations) are neither updated nor counted.
 std::unique_ptr<DeviceStep> make_device_step(const Graph& g, Executor& ex, const AdamWConfig& cfg,
                                              const std::vector<bool>& owned = {});
 
