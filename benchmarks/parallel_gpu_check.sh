@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# benchmarks/parallel_gpu_check.sh — the one runner under data and tensor parallelism on one GPU
-# (issue 15): `ferry pretrain --device cuda` on `mpirun -np 2` (both ranks on the one device; the
-# MPI communicator stages the gradients, or the TP collectives, through host memory, eager steps),
-# as DP2 and as TP2, must write the losses of one process with the global batch, within bf16's
-# rounding (1e-2 relative). Run by gpu_check.sh.
+# benchmarks/parallel_gpu_check.sh — the one runner under data and tensor parallelism and ZeRO-1 on
+# one GPU (issue 15): `ferry pretrain --device cuda` on `mpirun -np 2` (both ranks on the one
+# device; the MPI communicator stages the gradients, the TP collectives or ZeRO-1's reduce-scatter
+# and all-gather through host memory, eager steps), as DP2, DP2 with --zero1 and TP2, must write the
+# losses of one process with the global batch, within bf16's rounding (1e-2 relative). Run by
+# gpu_check.sh.
 #
 #   bash benchmarks/parallel_gpu_check.sh PATH/TO/ferry SOURCE_DIR WORK_DIR
 #
 # What one GPU cannot show, and this script therefore does not try: NCCL with several ranks (NCCL
-# refuses two ranks on one device), and PP or ZeRO-1 on the device (not built yet: refused).
+# refuses two ranks on one device), and PP on the device (not built yet: refused).
 set -euo pipefail
 FERRY=$1
 SRC=$2
@@ -30,6 +31,12 @@ compare() {
 }
 compare dp2 "$WORK/dp2"
 echo "ok: dp2 on one GPU equals one process (bf16, 1e-2)"
+
+# ZeRO-1 over the same two ranks: each keeps the optimizer state of half the parameters.
+timeout 240 "${MPIRUN[@]}" -np 2 "$FERRY" "${common[@]}" --batch-size 8 --zero1 --out "$WORK/zero1" >"$WORK/zero1.log" 2>&1 ||
+  { tail -20 "$WORK/zero1.log"; echo "FAIL: mpirun -np 2 --zero1 on one GPU"; exit 1; }
+compare dp2-zero1 "$WORK/zero1"
+echo "ok: dp2 with zero1 on one GPU equals one process (bf16, 1e-2)"
 
 # TP2: each rank holds half of every split layer and of the vocabulary, the whole batch.
 timeout 240 "${MPIRUN[@]}" -np 2 "$FERRY" "${common[@]}" --batch-size 16 --tp 2 --out "$WORK/tp2" >"$WORK/tp2.log" 2>&1 ||

@@ -54,13 +54,14 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
   if (device_comm && !on_device)
     user_error("the ", c_->world.backend_name(), " communicator carries device buffers: it needs the CUDA backend");
   // On CUDA: one rank, data parallelism (a device communicator: buckets reduced on a second stream
-  // inside the captured step; a host one: summed through host memory after backward, eagerly) and
-  // tensor parallelism (the TP ops' collectives in stream order: captured with a device
-  // communicator, eager steps with a host one), with the fine-tuning losses' global label counts as
-  // step inputs. PP and ZeRO-1 on the device are not built yet.
-  if (on_device && (shape.pp > 1 || opt.layout.zero1))
-    user_error("on the CUDA backend this build runs one process, data and tensor parallelism (",
-               shape.to_string(), opt.layout.zero1 ? ", zero1" : "", " asked): run that layout on the CPU backend");
+  // inside the captured step; a host one: summed through host memory after backward, eagerly),
+  // ZeRO-1 (the device step's shard: reduce-scatter, update, all-gather; captured with a device
+  // communicator, eager with a host one) and tensor parallelism (the TP ops' collectives in stream
+  // order: captured with a device communicator, eager steps with a host one), with the fine-tuning
+  // losses' global label counts as step inputs. PP on the device is not built yet.
+  if (on_device && shape.pp > 1)
+    user_error("on the CUDA backend this build runs one process, data and tensor parallelism and ZeRO-1 (",
+               shape.to_string(), " asked): run that layout on the CPU backend");
   FERRY_CHECK(!tied_params_.empty() == (c_->tie != nullptr), "tied parameters without their communicator");
   if (static_cast<int>(graph_.nodes.size()) == graph_.num_forward_nodes) {
     // A graph built in fp32 (the fine-tuning task graphs) runs in bf16 on the CUDA backend.
@@ -69,14 +70,33 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
   }
   n_local_ = params_storage_end(graph_, n_model_params_);
   const ShardRange shard = optimizer_shard(n_local_, opt.layout.zero1 ? shape.dp : 1, opt.layout.zero1 ? c_->coord.dp : 0);
-  const size_t state_bytes =
-      on_device ? gpu::device_optimizer_bytes(graph_, device_comm) : AdamW::state_bytes(shard.size());
+  // ZeRO-1 on CUDA shards the device step's state; with one rank on a host communicator the shard
+  // is the whole buffer and there is nothing to scatter (the unsharded step, as on the CPU). One
+  // NCCL rank runs the sharded step (its collectives are copies).
+  const bool device_shard = on_device && opt.layout.zero1 && (shape.dp > 1 || device_comm);
+  const size_t state_bytes = !on_device     ? AdamW::state_bytes(shard.size())
+                             : device_shard ? gpu::device_sharded_optimizer_bytes(shard.size(), shape.dp)
+                                            : gpu::device_optimizer_bytes(graph_, device_comm);
   executor_ = std::make_unique<Executor>(graph_, backend, state_bytes, opt.memory_limit);
   verify_plan(graph_, executor_->plan());
   std::vector<bool> owned;
   for (const auto& o : origins_) owned.push_back(o.owner);
   if (on_device) {
-    device_ = gpu::make_device_step(graph_, *executor_, opt.adamw, owned);
+    gpu::OptimizerShard sharded;
+    if (device_shard) {  // plain calls: the device step forks onto the stream or stages through the host
+      Communicator& dp = *c_->comms.dp;
+      sharded.range = shard;
+      sharded.ranks = shape.dp;
+      sharded.reduce_scatter = [&dp](const float* whole, float* block, size_t n) {
+        dp.reduce_scatter(whole, block, n, DType::f32, ReduceOp::sum);
+      };
+      sharded.all_gather = [&dp](const float* block, float* whole, size_t n) {
+        dp.all_gather(block, whole, n, DType::f32);
+      };
+      sharded.all_reduce = [&dp](double* data, size_t n) { dp.all_reduce(data, n, DType::f64, ReduceOp::sum); };
+      sharded.comm_stream = dp.device_stream();
+    }
+    device_ = gpu::make_device_step(graph_, *executor_, opt.adamw, owned, std::move(sharded));
     if (shape.tp > 1) {
       // Each parameter counted once: the shards summed over the TP group, a replicated parameter
       // by its owner. A host communicator's round trips (here and in the TP ops) are not replayable.
@@ -85,6 +105,7 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
       });
       if (!c_->comms.tp->buffers_on_device()) device_->set_graph_replay(false);
     }
+    if (device_shard) return;  // the reduce-scatter is the DP sum
     if (device_comm) {  // any DP size: one NCCL rank runs the same schedule (its sums are copies)
       buckets_ = std::make_unique<GradientBuckets>(graph_, n_model_params_, opt.layout.bucket_elems, *c_->comms.dp);
       device_->set_gradient_hooks(buckets_->hooks(), c_->comms.dp->device_stream());

@@ -20,10 +20,10 @@
 //
 // On CUDA the device step (engine/cuda/device_step.h) runs the step. DP on a device communicator
 // (NCCL) issues the bucket schedule (parallel/data_parallel.h) into the captured step; on a host
-// one (MPI, two ranks may share a GPU) it sums the gradients through host memory (eager steps).
-// TP: the TP ops' CUDA kernels, their collectives in stream order (parallel/device_collectives.h:
-// captured on NCCL, eager steps on a host communicator), the norm summed on the device. PP and
-// ZeRO-1 on CUDA are refused (see docs/ARCHITECTURE.md, "The runner").
+// one (MPI, two ranks may share a GPU) it sums through host memory (eager steps). ZeRO-1: the
+// device step's shard (reduce-scatter, AdamW, all-gather: captured on NCCL, staged and eager on
+// MPI). TP: the TP ops' CUDA kernels, collectives in stream order (parallel/device_collectives.h),
+// the norm summed on the device. PP on CUDA is refused (docs/ARCHITECTURE.md, "The runner").
 #pragma once
 #include <deque>
 #include <map>
