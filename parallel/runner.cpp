@@ -62,12 +62,10 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
   // On CUDA: one rank, data parallelism (a device communicator: buckets reduced on a second stream
   // inside the captured step; a host one: summed through host memory after backward, eagerly),
   // tensor parallelism (the TP ops' collectives in stream order: captured with a device
-  // communicator, eager steps with a host one), with the fine-tuning losses' global label counts as
-  // step inputs, and pipeline stages (this runner's 1F1B on the executor, eager steps). ZeRO-1 on
-  // the device is not built yet.
-  if (on_device && opt.layout.zero1)
-    user_error("on the CUDA backend this build runs one process, data, tensor and pipeline parallelism (",
-               shape.to_string(), ", zero1 asked): run ZeRO-1 on the CPU backend");
+  // communicator, eager steps with a host one), ZeRO-1 (the device step's shard: reduce-scatter,
+  // update, all-gather; captured with a device communicator, eager with a host one), with the
+  // fine-tuning losses' global label counts as step inputs, and pipeline stages (this runner's 1F1B
+  // on the executor, eager steps).
   FERRY_CHECK(!tied_params_.empty() == (c_->tie != nullptr), "tied parameters without their communicator");
   if (static_cast<int>(graph_.nodes.size()) == graph_.num_forward_nodes) {
     // A graph built in fp32 (the fine-tuning task graphs) runs in bf16 on the CUDA backend.
@@ -78,14 +76,33 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
   for (int v : recv_) recv_elems_ += static_cast<size_t>(numel(graph_.values[v].shape));
   for (int v : send_) send_elems_ += static_cast<size_t>(numel(graph_.values[v].shape));
   const ShardRange shard = optimizer_shard(n_local_, opt.layout.zero1 ? shape.dp : 1, opt.layout.zero1 ? c_->coord.dp : 0);
-  const size_t state_bytes =
-      on_device ? gpu::device_optimizer_bytes(graph_, device_comm) : AdamW::state_bytes(shard.size());
+  // ZeRO-1 on CUDA shards the device step's state; with one rank on a host communicator the shard
+  // is the whole buffer and there is nothing to scatter (the unsharded step, as on the CPU). One
+  // NCCL rank runs the sharded step (its collectives are copies).
+  const bool device_shard = on_device && opt.layout.zero1 && (shape.dp > 1 || device_comm);
+  const size_t state_bytes = !on_device     ? AdamW::state_bytes(shard.size())
+                             : device_shard ? gpu::device_sharded_optimizer_bytes(shard.size(), shape.dp)
+                                            : gpu::device_optimizer_bytes(graph_, device_comm);
   executor_ = std::make_unique<Executor>(graph_, backend, state_bytes, opt.memory_limit);
   verify_plan(graph_, executor_->plan());
   std::vector<bool> owned;
   for (const auto& o : origins_) owned.push_back(o.owner);
   if (on_device) {
-    device_ = gpu::make_device_step(graph_, *executor_, opt.adamw, owned);
+    gpu::OptimizerShard sharded;
+    if (device_shard) {  // plain calls: the device step forks onto the stream or stages through the host
+      Communicator& dp = *c_->comms.dp;
+      sharded.range = shard;
+      sharded.ranks = shape.dp;
+      sharded.reduce_scatter = [&dp](const float* whole, float* block, size_t n) {
+        dp.reduce_scatter(whole, block, n, DType::f32, ReduceOp::sum);
+      };
+      sharded.all_gather = [&dp](const float* block, float* whole, size_t n) {
+        dp.all_gather(block, whole, n, DType::f32);
+      };
+      sharded.all_reduce = [&dp](double* data, size_t n) { dp.all_reduce(data, n, DType::f64, ReduceOp::sum); };
+      sharded.comm_stream = dp.device_stream();
+    }
+    device_ = gpu::make_device_step(graph_, *executor_, opt.adamw, owned, std::move(sharded));
     if (shape.tp > 1 || shape.pp > 1) {
       // Each parameter counted once: the shards summed over the model group (TP × PP), a
       // replicated or tied parameter by its owner. A host communicator's round trips (here and in
@@ -97,7 +114,7 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
     }
     // Pipeline stages run the 1F1B schedule here and reduce their gradients after it
     // (reduce_and_update_on_device); the device step only updates.
-    if (shape.pp > 1) return;
+    if (shape.pp > 1 || device_shard) return;  // under ZeRO-1 the reduce-scatter is the DP sum
     if (device_comm) {  // any DP size: one NCCL rank runs the same schedule (its sums are copies)
       buckets_ = std::make_unique<GradientBuckets>(graph_, n_model_params_, opt.layout.bucket_elems, *c_->comms.dp);
       device_->set_gradient_hooks(buckets_->hooks(), c_->comms.dp->device_stream());
@@ -537,8 +554,9 @@ void Runner::reduce_and_update(float lr, StepResult& r) {
 }
 
 // Pipeline stages on CUDA: the bf16 gradients summed over DP (the whole buffer in fp32, after
-// backward: NCCL on the device, MPI through pinned host memory) and the tied embedding's between
-// the first and last stage, then the device step's norm, clip and AdamW.
+// backward: NCCL on the device, MPI through pinned host memory; under ZeRO-1 the device step's
+// reduce-scatter is that sum) and the tied embedding's between the first and last stage, then the
+// device step's norm, clip and AdamW.
 void Runner::reduce_and_update_on_device(float lr, StepResult& r) {
   auto* grads = static_cast<ferry::bf16*>(executor_->grads().data);
   auto scratch = [&](size_t n) {
@@ -546,7 +564,7 @@ void Runner::reduce_and_update_on_device(float lr, StepResult& r) {
     return static_cast<float*>(reduce_scratch_.data());
   };
   Communicator& dp = *c_->comms.dp;
-  if (c_->grid.shape().dp > 1) {
+  if (c_->grid.shape().dp > 1 && !opt_.layout.zero1) {
     if (dp.buffers_on_device())
       device_all_reduce_bf16(backend_, dp, grads, n_local_, scratch(n_local_), ReduceOp::sum);
     else

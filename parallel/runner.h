@@ -20,14 +20,14 @@
 //
 // On CUDA without PP the device step (engine/cuda/device_step.h) runs the step. DP on a device
 // communicator (NCCL) issues the bucket schedule (parallel/data_parallel.h) into the captured step;
-// on a host one (MPI, two ranks may share a GPU) it sums the gradients through host memory (eager
-// steps). TP: the TP ops' CUDA kernels, their collectives in stream order (parallel/
-// device_collectives.h: captured on NCCL, eager steps on a host communicator), the norm summed on
-// the device. PP on CUDA runs this runner's own 1F1B schedule on the executor, eagerly: the
-// activations and their gradients travel as fp32 messages (widened from bf16 on the device),
-// device to device on NCCL, through host memory on MPI; after the last backward the DP sum and the
-// tied embedding's sum run on the device buffers and the device step's update() does the norm,
-// the clip and AdamW. ZeRO-1 on CUDA is refused (see docs/ARCHITECTURE.md, "The runner").
+// on a host one (MPI, two ranks may share a GPU) it sums through host memory (eager steps). ZeRO-1:
+// the device step's shard (reduce-scatter, AdamW, all-gather: captured on NCCL, staged and eager
+// on MPI). TP: the TP ops' CUDA kernels, collectives in stream order (parallel/
+// device_collectives.h), the norm summed on the device. PP on CUDA runs this runner's own 1F1B
+// schedule on the executor, eagerly: the activations and their gradients travel as fp32 messages
+// (widened from bf16 on the device), device to device on NCCL, through host memory on MPI; after
+// the last backward the DP sum (or ZeRO-1's reduce-scatter) and the tied embedding's sum run on
+// the device buffers and the device step's update() does the norm, the clip and AdamW.
 #pragma once
 #include <deque>
 #include <map>
