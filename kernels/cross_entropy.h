@@ -28,7 +28,10 @@ T cross_entropy_forward_backward(T* losses, T* dlogits, const T* logits, const i
 //                  ignored, else 0                                              → all-reduce sum
 //   3 losses[n] = row_max[n] + log(sums[2n]) - sums[2n+1] (0 on ignored rows); dlogits (nullable,
 //     may alias logits) = scale · (softmax - onehot) / n_valid on the valid columns, 0 on the
-//     padding columns and ignored rows; returns (CPU) / writes (CUDA) the mean over valid rows.
+//     padding columns and ignored rows; returns (CPU) / writes (CUDA) Σ losses / n_valid.
+//     label_count (CPU: ≥ 0 when given; CUDA: a device i32, nullable): data parallelism's global
+//     count of labelled rows, of which these N rows are a share; it replaces n_valid (0 when it is 0),
+//     so the ranks' losses and gradients sum to one process's, as cross_entropy's label_count.
 template <typename T>
 void vocab_parallel_cross_entropy_row_max(T* row_max, const T* logits, int N, int valid, int ld);
 template <typename T>
@@ -37,7 +40,7 @@ void vocab_parallel_cross_entropy_sums(T* sums, const T* logits, const int32_t* 
 template <typename T>
 T vocab_parallel_cross_entropy_finish(T* losses, T* dlogits, const T* logits, const int32_t* targets, const T* row_max,
                                       const T* sums, int N, int valid, int ld, int vocab_start, T scale,
-                                      int32_t ignore_index);
+                                      int32_t ignore_index, int64_t label_count = -1);
 
 }  // namespace ferry::kernels::cpu
 
@@ -77,6 +80,7 @@ void vocab_parallel_cross_entropy_sums(float* sums, const bf16* logits, const in
 void vocab_parallel_cross_entropy_finish(float* losses, float* loss_mean, bf16* dlogits, const bf16* logits,
                                          const int32_t* targets, const float* row_max, const float* sums, int N,
                                          int valid, int ld, int vocab_start, float scale, int32_t ignore_index,
-                                         void* workspace, size_t workspace_bytes, cudaStream_t stream);
+                                         void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                         const int32_t* label_count = nullptr);
 
 }  // namespace ferry::kernels::cuda

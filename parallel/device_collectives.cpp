@@ -76,17 +76,18 @@ GroupCollectives group_collectives(Backend& backend, int id) {
 
 #if FERRY_WITH_CUDA
 
-void GroupCollectives::all_reduce_bf16(ferry::bf16* data, size_t count, float* scratch, ReduceOp op) const {
+void issue_all_reduce_bf16(Backend& backend, StepQueues& queues, Communicator& comm, ferry::bf16* data, size_t count,
+                           float* scratch, ReduceOp op) {
   if (comm.size() == 1 || count == 0) return;
   const cudaStream_t s = gpu::cuda_backend(backend).stream();
   gpu::convert_bf16_to_f32(scratch, data, count, s);
-  all_reduce(scratch, count, DType::f32, op);
+  issue_all_reduce(backend, queues, comm, scratch, count, DType::f32, op);
   gpu::convert_f32_to_bf16(data, scratch, count, s);
 }
 
 #else
 
-void GroupCollectives::all_reduce_bf16(ferry::bf16*, size_t, float*, ReduceOp) const {
+void issue_all_reduce_bf16(Backend& backend, StepQueues&, Communicator&, ferry::bf16*, size_t, float*, ReduceOp) {
   FERRY_CHECK(false, "a bf16 all-reduce on the ", backend.name(), " backend in a build without CUDA");
 }
 

@@ -38,6 +38,12 @@ constexpr int kCollectiveJoin = -2;
 void issue_all_reduce(Backend& backend, StepQueues& queues, Communicator& comm, void* data, size_t count, DType type,
                       ReduceOp op);
 
+// bf16 device memory (CUDA backend) at `data`, widened into `scratch` (device memory, `count`
+// floats) on the compute queue, summed in fp32 through issue_all_reduce, rounded back once on the
+// compute queue.
+void issue_all_reduce_bf16(Backend& backend, StepQueues& queues, Communicator& comm, ferry::bf16* data, size_t count,
+                           float* scratch, ReduceOp op);
+
 // The queues for collectives over `comm` on `backend`: CUDA streams and events for a device
 // communicator on the CUDA backend (the backend's stream and comm.device_stream()), ImmediateQueues
 // otherwise.
@@ -52,9 +58,9 @@ struct GroupCollectives {
   void all_reduce(void* data, size_t count, DType type, ReduceOp op) const {
     issue_all_reduce(backend, queues, comm, data, count, type, op);
   }
-  // bf16 device memory (CUDA backend) at `data`, widened into `scratch` (device memory, `count`
-  // floats) on the compute queue, summed in fp32, rounded back once on the compute queue.
-  void all_reduce_bf16(ferry::bf16* data, size_t count, float* scratch, ReduceOp op) const;
+  void all_reduce_bf16(ferry::bf16* data, size_t count, float* scratch, ReduceOp op) const {
+    issue_all_reduce_bf16(backend, queues, comm, data, count, scratch, op);
+  }
 };
 
 // Group `id` of collective_groups.h, for a kernel running on `backend`.

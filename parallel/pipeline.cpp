@@ -6,6 +6,7 @@
 #include <set>
 
 #include "engine/autodiff.h"
+#include "engine/backend.h"
 #include "base/error.h"
 #include "base/setting_error.h"
 #include "engine/ops/ops.h"
@@ -32,10 +33,11 @@ void register_pipeline_ops() {
       for (int j = 0; j < k; ++j)
         if (ad.needs_grad(n.in[j])) ad.contribute(n.in[j], n.in[k + j]);
     };
-    send.cpu = [](KernelCall& c) {
-      dispatch_float(c.out[0].dtype, [&](auto tag) { *c.out[0].as<decltype(tag)>() = 0; });
-    };
+    // Its forward writes a zero, in the backend's memory and stream order (so the same kernel
+    // serves the CUDA backend, where a stage's scalar is bf16 in device memory).
+    send.cpu = [](KernelCall& c) { c.backend.zero(c.out[0].data, c.out[0].nbytes()); };
     register_op(send);
+    set_op_kernel("pipe_send", Device::CUDA, send.cpu);
   });
 }
 

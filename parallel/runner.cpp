@@ -15,6 +15,12 @@
 #include "kernels/dtype.h"
 #include "parallel/device_collectives.h"
 
+#if FERRY_WITH_CUDA
+#include "engine/cuda/cuda_context.h"
+#include "engine/cuda/engine_kernels.h"
+#include "kernels/cuda_check.h"
+#endif
+
 namespace ferry::parallel {
 
 RunnerComms::RunnerComms(Communicator& w, RankGrid g)
@@ -54,13 +60,12 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
   if (device_comm && !on_device)
     user_error("the ", c_->world.backend_name(), " communicator carries device buffers: it needs the CUDA backend");
   // On CUDA: one rank, data parallelism (a device communicator: buckets reduced on a second stream
-  // inside the captured step; a host one: summed through host memory after backward, eagerly) and
+  // inside the captured step; a host one: summed through host memory after backward, eagerly),
   // tensor parallelism (the TP ops' collectives in stream order: captured with a device
-  // communicator, eager steps with a host one), with the fine-tuning losses' global label counts as
-  // step inputs. PP and ZeRO-1 on the device are not built yet.
-  if (on_device && (shape.pp > 1 || opt.layout.zero1))
-    user_error("on the CUDA backend this build runs one process, data and tensor parallelism (",
-               shape.to_string(), opt.layout.zero1 ? ", zero1" : "", " asked): run that layout on the CPU backend");
+  // communicator, eager steps with a host one), ZeRO-1 (the device step's shard: reduce-scatter,
+  // update, all-gather; captured with a device communicator, eager with a host one), with the
+  // fine-tuning losses' global label counts as step inputs, and pipeline stages (this runner's 1F1B
+  // on the executor, eager steps).
   FERRY_CHECK(!tied_params_.empty() == (c_->tie != nullptr), "tied parameters without their communicator");
   if (static_cast<int>(graph_.nodes.size()) == graph_.num_forward_nodes) {
     // A graph built in fp32 (the fine-tuning task graphs) runs in bf16 on the CUDA backend.
@@ -68,21 +73,42 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
     derive_backward(graph_);
   }
   n_local_ = params_storage_end(graph_, n_model_params_);
+  for (int v : recv_) recv_elems_ += static_cast<size_t>(numel(graph_.values[v].shape));
+  for (int v : send_) send_elems_ += static_cast<size_t>(numel(graph_.values[v].shape));
   const ShardRange shard = optimizer_shard(n_local_, opt.layout.zero1 ? shape.dp : 1, opt.layout.zero1 ? c_->coord.dp : 0);
-  const size_t state_bytes =
-      on_device ? gpu::device_optimizer_bytes(graph_, device_comm) : AdamW::state_bytes(shard.size());
+  // ZeRO-1 on CUDA shards the device step's state; with one rank on a host communicator the shard
+  // is the whole buffer and there is nothing to scatter (the unsharded step, as on the CPU). One
+  // NCCL rank runs the sharded step (its collectives are copies).
+  const bool device_shard = on_device && opt.layout.zero1 && (shape.dp > 1 || device_comm);
+  const size_t state_bytes = !on_device     ? AdamW::state_bytes(shard.size())
+                             : device_shard ? gpu::device_sharded_optimizer_bytes(shard.size(), shape.dp)
+                                            : gpu::device_optimizer_bytes(graph_, device_comm);
   executor_ = std::make_unique<Executor>(graph_, backend, state_bytes, opt.memory_limit);
   verify_plan(graph_, executor_->plan());
   std::vector<bool> owned;
   for (const auto& o : origins_) owned.push_back(o.owner);
   if (on_device) {
-    device_ = gpu::make_device_step(graph_, *executor_, opt.adamw, owned);
-    if (shape.tp > 1) {
+    gpu::OptimizerShard sharded;
+    if (device_shard) {  // plain calls: the device step forks onto the stream or stages through the host
+      Communicator& dp = *c_->comms.dp;
+      sharded.range = shard;
+      sharded.ranks = shape.dp;
+      sharded.reduce_scatter = [&dp](const float* whole, float* block, size_t n) {
+        dp.reduce_scatter(whole, block, n, DType::f32, ReduceOp::sum);
+      };
+      sharded.all_gather = [&dp](const float* block, float* whole, size_t n) {
+        dp.all_gather(block, whole, n, DType::f32);
+      };
+      sharded.all_reduce = [&dp](double* data, size_t n) { dp.all_reduce(data, n, DType::f64, ReduceOp::sum); };
+      sharded.comm_stream = dp.device_stream();
+    }
+    device_ = gpu::make_device_step(graph_, *executor_, opt.adamw, owned, std::move(sharded));
+    if (shape.tp > 1 || shape.pp > 1) {
       // The TP ops' collectives and the norm's sum are issued on queues over the backend's stream
       // and each communicator's (parallel/device_collectives.h): the TP group's live in its
       // registration, the norm's in its reduction. Each parameter counted once: the shards summed
-      // over the TP group, a replicated parameter by its owner. A host communicator's round trips
-      // (here and in the TP ops) are not replayable.
+      // over the model group (TP × PP), a replicated or tied parameter by its owner. A host
+      // communicator's round trips (here and in the TP ops) are not replayable.
       c_->tp_group->set_queues(make_collective_queues(backend, *c_->comms.tp));
       std::shared_ptr<StepQueues> norm_queues = make_collective_queues(backend, *c_->comms.model);
       device_->set_norm_reduction([this, norm_queues](double* sum_squares) {
@@ -90,6 +116,9 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
       });
       if (!c_->comms.tp->buffers_on_device()) device_->set_graph_replay(false);
     }
+    // Pipeline stages run the 1F1B schedule here and reduce their gradients after it
+    // (reduce_and_update_on_device); the device step only updates.
+    if (shape.pp > 1 || device_shard) return;  // under ZeRO-1 the reduce-scatter is the DP sum
     if (device_comm) {  // any DP size: one NCCL rank runs the same schedule (its sums are copies)
       buckets_ = std::make_unique<GradientBuckets>(graph_, n_model_params_, opt.layout.bucket_elems, *c_->comms.dp);
       device_->set_gradient_hooks(buckets_->hooks(), c_->comms.dp->device_stream());
@@ -208,43 +237,135 @@ void Runner::load(const Batch& b) {
 }
 
 // ---- pipeline ----------------------------------------------------------------------------------
+//
+// Messages are fp32. On the CPU they are the values themselves; on CUDA the stage's bf16 values
+// are widened into the message (or into a device scratch, downloaded for a host communicator) and
+// narrowed back where they land. A device communicator's point-to-point runs on its own stream:
+// the host waits for the backend's stream before a send and for the communicator's after each
+// operation, so a message is complete and no longer read when the schedule goes on (eager steps;
+// overlapping the transfers with compute is left to a captured pipeline).
 
-void Runner::write_received(const std::vector<float>& data) {
+namespace {
+
+#if FERRY_WITH_CUDA
+void widen(Backend& be, float* dst, const Tensor& t) {
+  const cudaStream_t s = gpu::cuda_backend(be).stream();
+  if (t.dtype == ferry::DType::BF16) return gpu::convert_bf16_to_f32(dst, t.as<ferry::bf16>(), size_t(t.numel()), s);
+  FERRY_CHECK(t.dtype == ferry::DType::F32, "a pipeline message of ", dtype_name(t.dtype));
+  FERRY_CUDA_CHECK(cudaMemcpyAsync(dst, t.data, t.nbytes(), cudaMemcpyDeviceToDevice, s));
+}
+void narrow(Backend& be, const Tensor& t, const float* src) {
+  const cudaStream_t s = gpu::cuda_backend(be).stream();
+  if (t.dtype == ferry::DType::BF16) return gpu::convert_f32_to_bf16(t.as<ferry::bf16>(), src, size_t(t.numel()), s);
+  FERRY_CHECK(t.dtype == ferry::DType::F32, "a pipeline message of ", dtype_name(t.dtype));
+  FERRY_CUDA_CHECK(cudaMemcpyAsync(t.data, src, t.nbytes(), cudaMemcpyDeviceToDevice, s));
+}
+#else
+void widen(Backend& be, float*, const Tensor&) { FERRY_CHECK(false, "a device message on the ", be.name(), " backend"); }
+void narrow(Backend& be, const Tensor&, const float*) {
+  FERRY_CHECK(false, "a device message on the ", be.name(), " backend");
+}
+#endif
+
+}  // namespace
+
+Runner::Message Runner::message(size_t count) {
+  Message m;
+  m.count = count;
+  if (c_->comms.pp->buffers_on_device())
+    m.device = DeviceBuffer(backend_, count * sizeof(float));
+  else
+    m.host.resize(count);
+  return m;
+}
+
+std::vector<Tensor> Runner::tensors(const std::vector<int>& values) const {
+  std::vector<Tensor> out;
+  for (int v : values) out.push_back(executor_->tensor(v));
+  return out;
+}
+
+// The gradients of the received activations (parameters of this stage, never updated).
+std::vector<Tensor> Runner::received_grad_tensors() const {
+  std::vector<Tensor> out;
+  for (int v : recv_) out.push_back(executor_->tensor(graph_.params[graph_.values[v].param].grad));
+  return out;
+}
+
+void Runner::pack(Message& m, const std::vector<Tensor>& from) {
   size_t at = 0;
-  for (int v : recv_) {
-    Tensor t = executor_->tensor(v);
-    std::memcpy(t.data, data.data() + at, t.nbytes());
-    at += static_cast<size_t>(t.numel());
+  if (backend_.device() != Device::CUDA) {
+    for (const Tensor& t : from) {
+      FERRY_CHECK(t.dtype == ferry::DType::F32, "a pipeline message of ", dtype_name(t.dtype));
+      std::memcpy(m.host.data() + at, t.data, t.nbytes());
+      at += static_cast<size_t>(t.numel());
+    }
+  } else {
+    if (!m.device.data() && link_scratch_.size() < m.count * sizeof(float))
+      link_scratch_ = DeviceBuffer(backend_, m.count * sizeof(float));
+    float* dst = static_cast<float*>(m.device.data() ? m.device.data() : link_scratch_.data());
+    for (const Tensor& t : from) {
+      widen(backend_, dst + at, t);
+      at += static_cast<size_t>(t.numel());
+    }
+    if (!m.device.data()) backend_.download(m.host.data(), dst, at * sizeof(float));  // waits for the stream
   }
-  FERRY_CHECK(at == data.size(), "pipeline message of ", data.size(), " values for ", at);
+  FERRY_CHECK(at == m.count, "pipeline message of ", m.count, " values for ", at);
 }
 
-std::vector<float> Runner::pack(const std::vector<int>& values) const {
-  std::vector<float> out;
-  for (int v : values) {
-    Tensor t = executor_->tensor(v);
-    out.insert(out.end(), t.as<float>(), t.as<float>() + t.numel());
+void Runner::unpack(Message& m, const std::vector<Tensor>& to) {
+  size_t at = 0;
+  if (backend_.device() != Device::CUDA) {
+    for (const Tensor& t : to) {
+      std::memcpy(t.data, m.host.data() + at, t.nbytes());
+      at += static_cast<size_t>(t.numel());
+    }
+  } else {
+    const float* src = static_cast<const float*>(m.device.data());
+    if (!src) {
+      if (link_scratch_.size() < m.count * sizeof(float)) {
+        backend_.synchronize();  // queued work may still read the old scratch
+        link_scratch_ = DeviceBuffer(backend_, m.count * sizeof(float));
+      }
+      backend_.upload(link_scratch_.data(), m.host.data(), m.count * sizeof(float));
+      src = static_cast<const float*>(link_scratch_.data());
+    }
+    for (const Tensor& t : to) {
+      narrow(backend_, t, src + at);
+      at += static_cast<size_t>(t.numel());
+    }
   }
-  return out;
+  FERRY_CHECK(at == m.count, "pipeline message of ", m.count, " values for ", at);
 }
 
-std::vector<float> Runner::received_grads() const {
-  std::vector<float> out;
-  for (int v : recv_) {
-    const ParamInfo& p = graph_.params[graph_.values[v].param];
-    out.insert(out.end(), grads_ptr() + p.storage, grads_ptr() + p.storage + p.numel);
-  }
-  return out;
+void Runner::send(Message& m, int peer) {
+  Communicator& pp = *c_->comms.pp;
+  if (pp.buffers_on_device()) backend_.synchronize();
+  pp.send(m.data(), m.count, DType::f32, peer);
+  if (pp.buffers_on_device()) pp.synchronize();
 }
 
-std::vector<float> Runner::forward_micro(const Batch& b, const std::vector<float>& received,
-                                                  double& loss_sum) {
-  if (!recv_.empty()) write_received(received);
+void Runner::recv(Message& m, int peer) {
+  Communicator& pp = *c_->comms.pp;
+  pp.recv(m.data(), m.count, DType::f32, peer);
+  if (pp.buffers_on_device()) pp.synchronize();
+}
+
+void Runner::send_recv(Message& out, int dest, Message& in, int source) {
+  Communicator& pp = *c_->comms.pp;
+  if (pp.buffers_on_device()) backend_.synchronize();
+  pp.send_recv(out.data(), out.count, dest, in.data(), in.count, source, DType::f32);
+  if (pp.buffers_on_device()) pp.synchronize();
+}
+
+Runner::Message Runner::forward_micro(const Batch& b, Message received, double& loss_sum) {
+  if (!recv_.empty()) unpack(received, tensors(recv_));
   load(b);
   executor_->forward(true);
   const bool last = c_->coord.pp == c_->grid.shape().pp - 1;
   if (last) loss_sum += executor_->read_scalar(graph_.loss);
-  std::vector<float> sent = last ? std::vector<float>{} : pack(send_);
+  Message sent = message(last ? 0 : send_elems_);
+  if (!last) pack(sent, tensors(send_));
   // Keep this micro-batch's activations for its backward; the next forward gets a spare arena.
   InFlight f;
   if (spare_arenas_.empty()) {
@@ -254,84 +375,82 @@ std::vector<float> Runner::forward_micro(const Batch& b, const std::vector<float
     spare_arenas_.pop_back();
   }
   executor_->swap_arena(f.arena);
-  f.received = received;
+  f.received = std::move(received);
   in_flight_.push_back(std::move(f));
   return sent;
 }
 
-std::vector<float> Runner::backward_micro(const std::vector<float>& dgrad, bool last) {
+Runner::Message Runner::backward_micro(Message& dgrad, bool last) {
   FERRY_CHECK(!in_flight_.empty(), "backward without a forward in flight");
   InFlight f = std::move(in_flight_.front());
   in_flight_.pop_front();
   executor_->swap_arena(f.arena);
   spare_arenas_.push_back(std::move(f.arena));
   if (!recv_.empty()) {
-    write_received(f.received);  // later forwards overwrote them; backward reads its inputs
-    for (int v : recv_) {
-      const ParamInfo& p = graph_.params[graph_.values[v].param];
-      std::memset(grads_ptr() + p.storage, 0, static_cast<size_t>(p.numel) * sizeof(float));
-    }
+    unpack(f.received, tensors(recv_));  // later forwards overwrote them; backward reads its inputs
+    for (const Tensor& t : received_grad_tensors()) backend_.zero(t.data, t.nbytes());
   }
-  size_t at = 0;
-  for (int v : send_grad_) {
-    const size_t bytes = executor_->tensor(v).nbytes();
-    executor_->set_input(v, dgrad.data() + at, bytes);
-    at += bytes / sizeof(float);
-  }
+  unpack(dgrad, tensors(send_grad_));
   if (last && buckets_) executor_->set_after_node([this](int node) { buckets_->on_node(node); });
   executor_->backward();
   executor_->set_after_node({});
-  return recv_.empty() ? std::vector<float>{} : received_grads();
+  Message out = message(recv_.empty() ? 0 : recv_elems_);
+  if (!recv_.empty()) pack(out, received_grad_tensors());
+  return out;
 }
 
 double Runner::run_1f1b(const std::vector<Batch>& micro) {
-  Communicator& pp = *c_->comms.pp;
   const int stage = c_->coord.pp, stages = c_->grid.shape().pp, M = static_cast<int>(micro.size());
   const bool first = stage == 0, last = stage == stages - 1;
-  size_t recv_elems = 0, send_elems = 0;
-  for (int v : recv_) recv_elems += static_cast<size_t>(graph_.values[v].shape.empty() ? 1 : numel(graph_.values[v].shape));
-  for (int v : send_) send_elems += static_cast<size_t>(numel(graph_.values[v].shape));
   auto recv_forward = [&] {
-    std::vector<float> x(recv_elems);
-    if (!first) pp.recv(x.data(), x.size(), DType::f32, stage - 1);
+    Message x = message(first ? 0 : recv_elems_);
+    if (!first) recv(x, stage - 1);
     return x;
   };
-  auto send_forward = [&](const std::vector<float>& y) {
-    if (!last) pp.send(y.data(), y.size(), DType::f32, stage + 1);
+  auto send_forward = [&](Message& y) {
+    if (!last) send(y, stage + 1);
   };
-  auto send_forward_recv_backward = [&](const std::vector<float>& y) {
-    std::vector<float> dy(send_elems);
-    if (!last) pp.send_recv(y.data(), y.size(), stage + 1, dy.data(), dy.size(), stage + 1, DType::f32);
+  auto send_forward_recv_backward = [&](Message& y) {
+    Message dy = message(last ? 0 : send_elems_);
+    if (!last) send_recv(y, stage + 1, dy, stage + 1);
     return dy;
   };
-  auto send_backward_recv_forward = [&](const std::vector<float>& dx) {
-    std::vector<float> x(recv_elems);
-    if (!first) pp.send_recv(dx.data(), dx.size(), stage - 1, x.data(), x.size(), stage - 1, DType::f32);
+  auto send_backward_recv_forward = [&](Message& dx) {
+    Message x = message(first ? 0 : recv_elems_);
+    if (!first) send_recv(dx, stage - 1, x, stage - 1);
     return x;
   };
-  auto send_backward = [&](const std::vector<float>& dx) {
-    if (!first) pp.send(dx.data(), dx.size(), DType::f32, stage - 1);
+  auto send_backward = [&](Message& dx) {
+    if (!first) send(dx, stage - 1);
   };
   auto recv_backward = [&] {
-    std::vector<float> dy(send_elems);
-    if (!last) pp.recv(dy.data(), dy.size(), DType::f32, stage + 1);
+    Message dy = message(last ? 0 : send_elems_);
+    if (!last) recv(dy, stage + 1);
     return dy;
   };
 
   double loss_sum = 0;
   const int warmup = std::min(stages - stage - 1, M), remaining = M - warmup;
   int backward_done = 0;
-  for (int i = 0; i < warmup; ++i) send_forward(forward_micro(micro[i], recv_forward(), loss_sum));
-  std::vector<float> x = remaining > 0 ? recv_forward() : std::vector<float>{};
+  for (int i = 0; i < warmup; ++i) {
+    Message y = forward_micro(micro[i], recv_forward(), loss_sum);
+    send_forward(y);
+  }
+  Message x = remaining > 0 ? recv_forward() : message(0);
   for (int i = 0; i < remaining; ++i) {
-    const std::vector<float> dy = send_forward_recv_backward(forward_micro(micro[warmup + i], x, loss_sum));
-    const std::vector<float> dx = backward_micro(dy, ++backward_done == M);
+    Message y = forward_micro(micro[warmup + i], std::move(x), loss_sum);
+    Message dy = send_forward_recv_backward(y);
+    Message dx = backward_micro(dy, ++backward_done == M);
     if (i == remaining - 1)
       send_backward(dx);
     else
       x = send_backward_recv_forward(dx);
   }
-  for (int i = 0; i < warmup; ++i) send_backward(backward_micro(recv_backward(), ++backward_done == M));
+  for (int i = 0; i < warmup; ++i) {
+    Message dy = recv_backward();
+    Message dx = backward_micro(dy, ++backward_done == M);
+    send_backward(dx);
+  }
   return loss_sum;
 }
 
@@ -342,7 +461,7 @@ StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
   FERRY_CHECK(opt_.micro_batches == 0 || static_cast<int>(micro.size()) == opt_.micro_batches,
               "the graph's loss scale was built for ", opt_.micro_batches, " micro-batches, the step has ",
               micro.size());
-  if (device_) {  // the DP mean of the loss; the norm is already the global one
+  if (device_ && c_->grid.shape().pp == 1) {  // the DP mean of the loss; the norm is already the global one
     // Batches are keyed by the single-process graph's inputs; the device step reads this rank's.
     // Label counts travel as inputs too: every micro-batch's, summed over DP in one all-reduce
     // before the step (no host round trip inside it).
@@ -388,10 +507,13 @@ StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
   // The loss lives on the last stage (every TP rank of it has the whole value); the DP mean follows.
   double loss = loss_sum / static_cast<double>(micro.size());
   if (c_->coord.pp != c_->grid.shape().pp - 1) loss = 0;
-  c_->comms.pp->all_reduce(&loss, 1, DType::f64, ReduceOp::sum);
-  c_->comms.dp->all_reduce(&loss, 1, DType::f64, ReduceOp::sum);
+  all_reduce_scalar(*c_->comms.pp, loss);
+  all_reduce_scalar(*c_->comms.dp, loss);
   r.loss = label_counts_.empty() ? loss / c_->grid.shape().dp : loss;
-  reduce_and_update(lr, r);
+  if (device_)
+    reduce_and_update_on_device(lr, r);
+  else
+    reduce_and_update(lr, r);
   ++steps_;
   if (std::getenv("FERRY_RANK_LOG")) log_rank(r);
   return r;
@@ -435,15 +557,43 @@ void Runner::reduce_and_update(float lr, StepResult& r) {
   }
 }
 
+// Pipeline stages on CUDA: the bf16 gradients summed over DP (the whole buffer in fp32, after
+// backward: NCCL on the device, MPI through pinned host memory; under ZeRO-1 the device step's
+// reduce-scatter is that sum) and the tied embedding's between the first and last stage, then the
+// device step's norm, clip and AdamW.
+void Runner::reduce_and_update_on_device(float lr, StepResult& r) {
+  auto* grads = static_cast<ferry::bf16*>(executor_->grads().data);
+  auto scratch = [&](size_t n) {
+    if (reduce_scratch_.size() < n * sizeof(float)) reduce_scratch_ = DeviceBuffer(backend_, n * sizeof(float));
+    return static_cast<float*>(reduce_scratch_.data());
+  };
+  // Eager steps: each group's queues (parallel/device_collectives.h) are made for this call; their
+  // events are released once the work queued on them is done.
+  Communicator& dp = *c_->comms.dp;
+  if (c_->grid.shape().dp > 1 && !opt_.layout.zero1) {
+    if (dp.buffers_on_device())
+      issue_all_reduce_bf16(backend_, *make_collective_queues(backend_, dp), dp, grads, n_local_, scratch(n_local_),
+                            ReduceOp::sum);
+    else
+      reduce_on_host(grads, n_local_);
+  }
+  if (!tied_params_.empty()) {
+    const auto tie_queues = make_collective_queues(backend_, *c_->tie);
+    for (int k : tied_params_) {
+      const ParamInfo& p = graph_.params[k];
+      issue_all_reduce_bf16(backend_, *tie_queues, *c_->tie, grads + p.storage, static_cast<size_t>(p.numel),
+                            scratch(static_cast<size_t>(p.numel)), ReduceOp::sum);
+    }
+  }
+  r.grad_norm = device_->update(lr);
+}
+
 double Runner::evaluate(const Batch& batch) {
-  Communicator& pp = *c_->comms.pp;
   const int stage = c_->coord.pp, stages = c_->grid.shape().pp;
   if (!recv_.empty()) {
-    size_t n = 0;
-    for (int v : recv_) n += static_cast<size_t>(numel(graph_.values[v].shape));
-    std::vector<float> x(n);
-    pp.recv(x.data(), n, DType::f32, stage - 1);
-    write_received(x);
+    Message x = message(recv_elems_);
+    recv(x, stage - 1);
+    unpack(x, tensors(recv_));
   }
   load(batch);
   executor_->forward(false);
@@ -451,10 +601,11 @@ double Runner::evaluate(const Batch& batch) {
   if (stage == stages - 1) {
     loss = executor_->read_scalar(graph_.loss);
   } else {
-    const std::vector<float> y = pack(send_);
-    pp.send(y.data(), y.size(), DType::f32, stage + 1);
+    Message y = message(send_elems_);
+    pack(y, tensors(send_));
+    send(y, stage + 1);
   }
-  all_reduce_scalar(pp, loss);
+  all_reduce_scalar(*c_->comms.pp, loss);
   all_reduce_scalar(*c_->comms.dp, loss);
   // With label counts each rank's loss is its share of the global mean already.
   return label_counts_.empty() ? loss / c_->grid.shape().dp : loss;
@@ -553,8 +704,10 @@ void Runner::set_optimizer_state(const OptimizerState& s) {
 // loss and the same hash of their parameters.
 void Runner::log_rank(const StepResult& r) const {
   uint64_t h = 1469598103934665603ull;  // FNV-1a over the bytes of this rank's parameters
-  const auto* bytes = reinterpret_cast<const unsigned char*>(params_ptr());
-  for (size_t i = 0; i < n_local_ * sizeof(float); ++i) h = (h ^ bytes[i]) * 1099511628211ull;
+  const Tensor params = executor_->params();
+  std::vector<unsigned char> bytes(n_local_ * dtype_size(params.dtype));  // the working copy (bf16 on CUDA)
+  backend_.download(bytes.data(), params.data, bytes.size());
+  for (unsigned char b : bytes) h = (h ^ b) * 1099511628211ull;
   std::fprintf(stderr, "ferry-rank: step %d rank %d tp %d dp %d pp %d loss %.9g params %016llx\n", steps_,
                c_->world.rank(), c_->coord.tp, c_->coord.dp, c_->coord.pp, r.loss, static_cast<unsigned long long>(h));
 }

@@ -18,12 +18,16 @@
 // global micro-batch (summed over DP), so each rank's loss is its share of the global mean.
 // parameters() and optimizer_state() are the full single-process flat order on every rank.
 //
-// On CUDA the device step (engine/cuda/device_step.h) runs the step. DP on a device communicator
-// (NCCL) issues the bucket schedule (parallel/data_parallel.h) into the captured step; on a host
-// one (MPI, two ranks may share a GPU) it sums the gradients through host memory (eager steps).
-// TP: the TP ops' CUDA kernels, their collectives in stream order (parallel/device_collectives.h:
-// captured on NCCL, eager steps on a host communicator), the norm summed on the device. PP and
-// ZeRO-1 on CUDA are refused (see docs/ARCHITECTURE.md, "The runner").
+// On CUDA without PP the device step (engine/cuda/device_step.h) runs the step. DP on a device
+// communicator (NCCL) issues the bucket schedule (parallel/data_parallel.h) into the captured step;
+// on a host one (MPI, two ranks may share a GPU) it sums through host memory (eager steps). ZeRO-1:
+// the device step's shard (reduce-scatter, AdamW, all-gather: captured on NCCL, staged and eager
+// on MPI). TP: the TP ops' CUDA kernels, collectives in stream order (parallel/
+// device_collectives.h), the norm summed on the device. PP on CUDA runs this runner's own 1F1B
+// schedule on the executor, eagerly: the activations and their gradients travel as fp32 messages
+// (widened from bf16 on the device), device to device on NCCL, through host memory on MPI; after
+// the last backward the DP sum (or ZeRO-1's reduce-scatter) and the tied embedding's sum run on
+// the device buffers and the device step's update() does the norm, the clip and AdamW.
 #pragma once
 #include <deque>
 #include <map>
@@ -122,9 +126,17 @@ class Runner final : public StepRunner {
   size_t graph_nodes() const;
 
  private:
+  // A pipeline message: the values it carries packed in order as fp32, in host memory for a host
+  // communicator, in device memory for a device one (NCCL sends it device to device).
+  struct Message {
+    std::vector<float> host;
+    DeviceBuffer device;
+    size_t count = 0;
+    void* data() { return device.data() ? device.data() : static_cast<void*>(host.data()); }
+  };
   struct InFlight {
     DeviceBuffer arena;
-    std::vector<float> received;
+    Message received;
   };
   void load(const Batch& b);
   void reduce_on_host(void* grads, size_t n);
@@ -132,13 +144,19 @@ class Runner final : public StepRunner {
   float* params_ptr() const { return executor_->params().as<float>(); }
   float* grads_ptr() const { return executor_->grads().as<float>(); }
   // Pipeline pieces.
-  void write_received(const std::vector<float>& data);
-  std::vector<float> pack(const std::vector<int>& values) const;
-  std::vector<float> received_grads() const;
-  std::vector<float> forward_micro(const Batch& b, const std::vector<float>& received, double& loss_sum);
-  std::vector<float> backward_micro(const std::vector<float>& dgrad, bool last);
+  Message message(size_t count);
+  std::vector<Tensor> tensors(const std::vector<int>& values) const;
+  std::vector<Tensor> received_grad_tensors() const;
+  void pack(Message& m, const std::vector<Tensor>& from);
+  void unpack(Message& m, const std::vector<Tensor>& to);
+  void send(Message& m, int peer);
+  void recv(Message& m, int peer);
+  void send_recv(Message& out, int dest, Message& in, int source);
+  Message forward_micro(const Batch& b, Message received, double& loss_sum);
+  Message backward_micro(Message& dgrad, bool last);
   double run_1f1b(const std::vector<Batch>& micro);
   void reduce_and_update(float lr, StepResult& r);
+  void reduce_and_update_on_device(float lr, StepResult& r);
   // Full ⇄ local flat copies over the owned runs.
   void gather_full(const std::vector<float>& local, std::vector<float>& full) const;
   void log_rank(const StepResult& r) const;
@@ -156,12 +174,15 @@ class Runner final : public StepRunner {
   size_t n_local_ = 0;            // elements of the model parameters' storage
   std::vector<int> tied_params_;
   std::vector<int> recv_, send_, send_grad_;
+  size_t recv_elems_ = 0, send_elems_ = 0;  // pipeline messages' sizes
   std::unique_ptr<Executor> executor_;
   std::unique_ptr<AdamW> optimizer_;
   std::unique_ptr<gpu::DeviceStep> device_;  // CUDA backend, one rank
   std::unique_ptr<GradientBuckets> buckets_;  // DP without ZeRO-1 (CPU), any device communicator (CUDA)
   std::unique_ptr<HostQueues> host_queues_;   // the CPU's
   DeviceBuffer scalar_;                       // all_reduce_scalar on a device communicator
+  DeviceBuffer link_scratch_;                 // CUDA: a host message's fp32 values on the device
+  DeviceBuffer reduce_scratch_;               // CUDA under PP: fp32 sums of bf16 gradients
   std::unique_ptr<gpu::PinnedBuffer> host_staging_;  // reduce_on_host's, reused every step
   std::deque<InFlight> in_flight_;
   std::vector<DeviceBuffer> spare_arenas_;

@@ -12,16 +12,14 @@ namespace ferry::parallel {
 
 namespace {
 
-// Under DP every cross_entropy node takes a third input, the global count of labelled rows, so
-// that each rank's loss is its share of the global mean (engine/ops/cross_entropy.cpp).
+// Under DP every cross-entropy node (cross_entropy, or vocab_parallel_cross_entropy under TP) takes
+// a third input, the global count of labelled rows, so that each rank's loss is its share of the
+// global mean (engine/ops/cross_entropy.cpp).
 void add_label_counts(RankGraph& r, const std::map<int, int>& full_of_stage_input) {
   Graph& g = r.graph;
   for (int i = 0; i < g.num_forward_nodes; ++i) {
     Node& n = g.nodes[i];
-    if (n.op == "vocab_parallel_cross_entropy")
-      user_error("a language-model head split over tensor-parallel ranks takes no global label count: not built yet; ",
-                 "run this task with tensor or data parallelism, not both");
-    if (n.op != "cross_entropy" || n.in.size() != 2) continue;
+    if ((n.op != "cross_entropy" && n.op != "vocab_parallel_cross_entropy") || n.in.size() != 2) continue;
     auto it = full_of_stage_input.find(n.in[1]);
     const std::string loss = g.values[n.out[1]].name;
     FERRY_CHECK(it != full_of_stage_input.end(), "cross_entropy ", loss, ": its targets are not a graph input");

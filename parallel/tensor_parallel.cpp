@@ -27,6 +27,12 @@ bool ends_with(const std::string& s, const char* suffix) {
 ParamSplit split_of(const std::string& name) {
   if (name == "wte" || name == "lm_head.weight") return {Split::vocab_rows};
   if (name == "wpe") return {Split::rank0_only};
+  // LoRA adapters follow their matrix: a column-parallel one's up-projection B is split like its
+  // rows (its down-projection A stays replicated), a row-parallel one's A like its columns (B stays
+  // replicated); the rewrite below then needs no rule of its own for them.
+  if (ends_with(name, "attn.qkv.lora_b")) return {Split::column, 3};
+  if (ends_with(name, "mlp.fc.lora_b")) return {Split::column, 1};
+  if (ends_with(name, "attn.proj.lora_a") || ends_with(name, "mlp.proj.lora_a")) return {Split::row};
   if (ends_with(name, "attn.qkv.weight") || ends_with(name, "attn.qkv.bias")) return {Split::column, 3};
   if (ends_with(name, "mlp.fc.weight") || ends_with(name, "mlp.fc.bias")) return {Split::column, 1};
   if (ends_with(name, "attn.proj.weight") || ends_with(name, "mlp.proj.weight")) return {Split::row};
@@ -61,8 +67,6 @@ TensorParallelGraph tensor_parallel_rewrite(const Graph& src, const GptConfig& c
   for (const ParamInfo& p : src.params) {
     const Value& v = src.values[p.value];
     const ParamSplit s = split_of(p.name);
-    if (t > 1 && p.name.find(".lora_") != std::string::npos)
-      user_error("tensor parallelism of LoRA adapters is not built yet (", p.name, "): train them on one TP rank");
     if (s.split == Split::rank0_only && r != 0) {
       map[p.value] = -1;
       continue;

@@ -15,6 +15,10 @@
 //   lm_head    the (tied) vocabulary shard times the tp_copy of the final norm: logits [.., R]
 //   loss       vocab_parallel_cross_entropy over the shard's real columns: max and exp-sums
 //              all-reduced over the group; padding columns get a zero gradient
+//   LoRA       a column-parallel matrix's adapter: A (down) replicated, B (up) split like the
+//              matrix's rows, its input through tp_copy, so x·Aᵀ·Bᵀ lands in the same output
+//              columns; a row-parallel matrix's: A split like the matrix's columns (partial sums
+//              joined by tp_reduce), B replicated and added after the matrix's own tp_reduce
 // Layernorms stay replicated (their gradients are equal on every TP rank, since every gradient
 // that reaches them went through a tp_copy all-reduce).
 // The conjugate collectives are graph nodes (parallel/tensor_parallel_ops.cpp), registered here.

@@ -5,12 +5,14 @@
 //   tp_all_reduce(x) -> y      the all-reduce itself (the kernel of both directions)
 //   vocab_parallel_embedding(tokens, wte_shard, wpe?) -> out        rows outside the shard give 0
 //   vocab_parallel_embedding_backward(dout, tokens) -> (dwte_shard, dwpe)   accumulating
-//   vocab_parallel_cross_entropy(logits_shard, targets) -> (losses, loss, dlogits_shard)
+//   vocab_parallel_cross_entropy(logits_shard, targets, label_count?) -> (losses, loss, dlogits_shard)
 // Their CUDA kernels: parallel/tensor_parallel_ops_cuda.cpp.
 // attrs: group (collective_groups.h), vocab_start (first vocabulary row of this rank's shard);
 // the cross-entropy takes scale, ignore_index and classes (the whole vocabulary's real size) like
 // cross_entropy and, like it, writes the logits' gradient in its forward pass and must be the root
-// of autodiff.
+// of autodiff. Its optional third input is cross_entropy's label_count (i32 [1], data parallelism
+// beside TP: the global count of labelled rows, set by the runner each step); the loss and the
+// gradient then divide by it instead of the local count.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -64,7 +66,8 @@ OpDef identity_shaped(const char* name) {
 // vocabulary padding, or are all padding): the rest never enter the loss and get a zero gradient.
 template <typename T>
 T vocab_parallel_cross_entropy(T* losses, T* dlogits, const T* logits, const int32_t* targets, int N, int L, int valid,
-                               int start, T scale, int32_t ignore_index, const GroupCollectives& comm) {
+                               int start, T scale, int32_t ignore_index, int64_t label_count,
+                               const GroupCollectives& comm) {
   std::vector<T> row_max(N), sums(2 * static_cast<size_t>(N));
   kcpu::vocab_parallel_cross_entropy_row_max<T>(row_max.data(), logits, N, valid, L);
   comm.all_reduce(row_max.data(), row_max.size(), comm_type<T>(), ReduceOp::max);
@@ -72,7 +75,7 @@ T vocab_parallel_cross_entropy(T* losses, T* dlogits, const T* logits, const int
                                              ignore_index);
   comm.all_reduce(sums.data(), sums.size(), comm_type<T>(), ReduceOp::sum);
   return kcpu::vocab_parallel_cross_entropy_finish<T>(losses, dlogits, logits, targets, row_max.data(), sums.data(), N,
-                                                      valid, L, start, scale, ignore_index);
+                                                      valid, L, start, scale, ignore_index, label_count);
 }
 
 void register_all_ops() {
@@ -158,6 +161,9 @@ void register_all_ops() {
     const Value& targets = g.values[n.in[1]];
     Shape rows(logits.shape.begin(), logits.shape.end() - 1);
     FERRY_CHECK(targets.dtype == ferry::DType::I32 && targets.shape == rows, "vocab_parallel_cross_entropy targets");
+    if (n.in.size() > 2 && n.in[2] >= 0)
+      FERRY_CHECK(g.values[n.in[2]].dtype == ferry::DType::I32 && numel(g.values[n.in[2]].shape) == 1,
+                  "vocab_parallel_cross_entropy label_count must be one i32");
     // Losses stay fp32 under bf16 logits (cross_entropy's rule); the gradient has the logits' dtype.
     const ferry::DType loss_t = statistics_dtype(logits.dtype);
     return std::vector<OutputSpec>{{rows, loss_t}, {{1}, loss_t}, {logits.shape, logits.dtype}};
@@ -175,11 +181,20 @@ void register_all_ops() {
     // "classes" is the whole vocabulary's size (copied from the single-process cross_entropy).
     const int classes = c.node.attrs.i("classes", 0);
     const int valid = classes > 0 ? std::clamp(classes - start, 0, L) : L;
+    const int32_t ignore = c.node.attrs.i("ignore_index", -1);
+    int64_t label_count = -1;
+    if (c.in.size() > 2 && c.in[2]) {
+      label_count = *c.in[2].as<int32_t>();
+      int64_t local = 0;
+      for (int r = 0; r < N; ++r) local += c.in[1].as<int32_t>()[r] != ignore;
+      FERRY_CHECK(label_count >= local, "vocab_parallel_cross_entropy: label_count ", label_count,
+                  " below this batch's ", local, " labels");
+    }
     dispatch_float(c.in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
       *c.out[1].as<T>() = vocab_parallel_cross_entropy<T>(
           c.out[0].as<T>(), c.training ? c.out[2].as<T>() : nullptr, c.in[0].as<T>(), c.in[1].as<int32_t>(), N, L,
-          valid, start, static_cast<T>(c.node.attrs.get("scale", 1.0)), c.node.attrs.i("ignore_index", -1),
+          valid, start, static_cast<T>(c.node.attrs.get("scale", 1.0)), ignore, label_count,
           group_collectives(c.backend, c.node.attrs.i("group")));
     });
   };

@@ -98,7 +98,7 @@ void attach_tensor_parallel_cuda_kernels() {
     kc::vocab_parallel_cross_entropy_finish(f32(c, c.out[0]), f32(c, c.out[1]), c.training ? bf(c, c.out[2]) : nullptr,
                                             logits, i32(c, 1), row_max, sums, N, valid, L, start,
                                             static_cast<float>(c.node.attrs.get("scale", 1.0)), ignore,
-                                            scratch + stats, ws, s);
+                                            scratch + stats, ws, s, i32(c, 2));
   });
 }
 

@@ -5,9 +5,11 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "engine/optim/device_table.h"
 
 #if FERRY_WITH_CUDA
 #include "engine/cuda/cuda_context.h"
+#include "engine/cuda/device_shard.h"
 #include "engine/cuda/engine_kernels.h"
 #include "engine/cuda/pinned_buffer.h"
 #include "engine/cuda/stream_queues.h"
@@ -20,6 +22,10 @@ namespace ferry::gpu {
 
 size_t device_optimizer_bytes(const Graph& g, bool reduce_buffer) {
   return (reduce_buffer ? 4 : 3) * static_cast<size_t>(g.storage_size()) * sizeof(float);
+}
+
+size_t device_sharded_optimizer_bytes(size_t shard, int ranks) {
+  return (4 + static_cast<size_t>(ranks)) * shard * sizeof(float);
 }
 
 #if FERRY_WITH_CUDA
@@ -68,41 +74,42 @@ constexpr size_t kNorm = 0, kClip = 1, kLosses = 2;
 
 class CudaStep final : public DeviceStep {
  public:
-  CudaStep(const Graph& g, Executor& ex, const AdamWConfig& cfg, const std::vector<bool>& owned)
+  CudaStep(const Graph& g, Executor& ex, const AdamWConfig& cfg, const std::vector<bool>& owned, OptimizerShard shard)
       : g_(g), ex_(ex), be_(cuda_backend(ex.backend())), cfg_(cfg), n_(static_cast<size_t>(g.storage_size())) {
     if (!g.params.empty() && g.values[g.params[0].value].dtype != DType::BF16)
       user_error("the CUDA backend trains bf16 graphs (parameters are ", dtype_name(g.values[g.params[0].value].dtype),
                  "): build the model with dtype bf16");
-    master_ = DeviceBuffer(be_, n_ * sizeof(float));
-    m_ = DeviceBuffer(be_, n_ * sizeof(float));
-    v_ = DeviceBuffer(be_, n_ * sizeof(float));
-    for (DeviceBuffer* b : {&master_, &m_, &v_}) be_.zero(b->data(), b->size());
-
-    // The one segment table (engine/optim/adamw.h) over the whole buffer: frozen parameters are
-    // segments with lr_scale 0, which the kernel leaves as they are (values and moments).
-    const int n_params = static_cast<int>(g.params.size());
-    const AdamWTable table = adamw_table(g, n_params, owned, {0, params_storage_end(g, n_params)}, cfg);
-    std::vector<kc::AdamWSegment> segs = table.segments;
-    if (segs.empty()) segs.push_back({0, 0.0f, 0.0f});
-    // The counted segments, adjacent ones merged: what the norm sums (and, under TP, this rank's
-    // share that set_norm_reduction sums over the group).
-    std::vector<kc::NormRange> counted;
-    for (size_t i = 0; i < table.segments.size(); ++i) {
-      if (!table.counted[i]) continue;
-      const size_t begin = table.segments[i].begin, end = table.segment_end(i);
-      if (!counted.empty() && counted.back().end == begin)
-        counted.back().end = end;
-      else
-        counted.push_back({begin, end});
-    }
-    counts_all_ = counted.size() == 1 && counted[0].begin == 0 && counted[0].end == params_storage_end(g, n_params);
-    n_norm_ranges_ = static_cast<int>(counted.size());
-    norm_ranges_ = DeviceBuffer(be_, std::max<size_t>(counted.size(), 1) * sizeof(kc::NormRange));
-    if (!counted.empty()) be_.upload(norm_ranges_.data(), counted.data(), counted.size() * sizeof(kc::NormRange));
+    // The model's parameters [0, n_params): a pipeline stage's received activations follow them in
+    // the buffers and stay out of the table (neither updated nor counted).
+    const int n_params = owned.empty() ? static_cast<int>(g.params.size()) : static_cast<int>(owned.size());
+    FERRY_CHECK(n_params <= static_cast<int>(g.params.size()), "owners for ", n_params, " of ", g.params.size(),
+                " parameters");
+    const size_t end = params_storage_end(g, n_params);
+    n_model_ = end;
     sum_squares_ = DeviceBuffer(be_, sizeof(double));
-    n_segments_ = static_cast<int>(segs.size());
-    segments_ = DeviceBuffer(be_, segs.size() * sizeof(kc::AdamWSegment));
-    be_.upload(segments_.data(), segs.data(), segments_.size());
+    if (shard) {  // ZeRO-1: the state of this rank's shard only (device_shard.h)
+      shard_ = std::make_unique<DeviceShard>(be_, adamw_table(g, n_params, owned, shard.range, cfg), end, cfg,
+                                             std::move(shard));
+    } else {
+      master_ = DeviceBuffer(be_, n_ * sizeof(float));
+      m_ = DeviceBuffer(be_, n_ * sizeof(float));
+      v_ = DeviceBuffer(be_, n_ * sizeof(float));
+      for (DeviceBuffer* b : {&master_, &m_, &v_}) be_.zero(b->data(), b->size());
+
+      // The one segment table (engine/optim/adamw.h) over the model's parameters: frozen ones are
+      // segments with lr_scale 0, which the kernel leaves as they are (values and moments). Its
+      // counted segments, merged, are what the norm sums (under TP, this rank's share that
+      // set_norm_reduction sums over the group).
+      const DeviceTable table = device_table(adamw_table(g, n_params, owned, {0, end}, cfg));
+      counts_all_ = table.counts_all;
+      n_norm_ranges_ = static_cast<int>(table.counted.size());
+      norm_ranges_ = DeviceBuffer(be_, std::max<size_t>(table.counted.size(), 1) * sizeof(kc::NormRange));
+      if (!table.counted.empty())
+        be_.upload(norm_ranges_.data(), table.counted.data(), table.counted.size() * sizeof(kc::NormRange));
+      n_segments_ = static_cast<int>(table.segments.size());
+      segments_ = DeviceBuffer(be_, table.segments.size() * sizeof(kc::AdamWSegment));
+      be_.upload(segments_.data(), table.segments.data(), segments_.size());
+    }
     step_values_ = DeviceBuffer(be_, sizeof(kc::AdamWStep));
     norm_workspace_ = DeviceBuffer(be_, kc::grad_norm_workspace_bytes());
     host_step_.reserve(sizeof(kc::AdamWStep));
@@ -122,7 +129,7 @@ class CudaStep final : public DeviceStep {
     *host_step_.as<kc::AdamWStep>() = {lr, steps_};
     FERRY_CUDA_CHECK(cudaMemcpyAsync(step_values_.data(), host_step_.as<void>(), sizeof(kc::AdamWStep),
                                      cudaMemcpyHostToDevice, s));
-    if (replay_ && eager_steps_ > 0 && !reduce_) {
+    if (replay_ && eager_steps_ > 0 && !reduce_ && (!shard_ || shard_->capturable())) {
       if (!exec_) capture();
       FERRY_CUDA_CHECK(cudaGraphLaunch(exec_, s));
     } else {
@@ -140,12 +147,21 @@ class CudaStep final : public DeviceStep {
     return out;
   }
 
-  // The device buffers are in the storage order (graph.h); the host sees the logical one.
-  std::vector<float> parameters() const override { return logical(master_); }
+  // The device buffers are in the storage order (graph.h); the host sees the logical one. Under
+  // ZeRO-1 the getters gather the shards over the DP group.
+  std::vector<float> parameters() const override {
+    return shard_ ? logical(shard_->gather(DeviceShard::Part::master)) : logical(master_);
+  }
 
   void set_parameters(const std::vector<float>& flat) override {
     const size_t n = static_cast<size_t>(g_.param_count());
     if (flat.size() != n) user_error("parameters: ", flat.size(), " values for a model of ", n);
+    if (shard_) {
+      const std::vector<float> s = storage(flat);
+      shard_->scatter(DeviceShard::Part::master, s.data());
+      shard_->set_working_copy(ex_.params().as<bf16>(), s.data());
+      return;
+    }
     upload_logical(master_, flat);
     convert_f32_to_bf16(ex_.params().as<bf16>(), static_cast<const float*>(master_.data()), n_, be_.stream());
     be_.synchronize();
@@ -154,8 +170,8 @@ class CudaStep final : public DeviceStep {
   OptimizerState optimizer_state() const override {
     OptimizerState st;
     st.steps = steps_;
-    st.m = logical(m_);
-    st.v = logical(v_);
+    st.m = shard_ ? logical(shard_->gather(DeviceShard::Part::m)) : logical(m_);
+    st.v = shard_ ? logical(shard_->gather(DeviceShard::Part::v)) : logical(v_);
     return st;
   }
 
@@ -163,18 +179,43 @@ class CudaStep final : public DeviceStep {
     const size_t n = static_cast<size_t>(g_.param_count());
     if (st.m.size() != n || st.v.size() != n || st.steps < 0)
       user_error("optimizer state: ", st.m.size(), "/", st.v.size(), " moments for a model of ", n, " parameters");
-    upload_logical(m_, st.m);
-    upload_logical(v_, st.v);
+    if (shard_) {
+      shard_->scatter(DeviceShard::Part::m, storage(st.m).data());
+      shard_->scatter(DeviceShard::Part::v, storage(st.v).data());
+    } else {
+      upload_logical(m_, st.m);
+      upload_logical(v_, st.v);
+    }
     be_.synchronize();
     steps_ = st.steps;
   }
 
+  double update(float lr) override {
+    const cudaStream_t s = be_.stream();
+    ++steps_;
+    *host_step_.as<kc::AdamWStep>() = {lr, steps_};
+    FERRY_CUDA_CHECK(cudaMemcpyAsync(step_values_.data(), host_step_.as<void>(), sizeof(kc::AdamWStep),
+                                     cudaMemcpyHostToDevice, s));
+    const size_t result_bytes = kLosses * sizeof(float);
+    if (results_.size() < result_bytes) {
+      drop_graph();  // a captured step writes into the old buffer
+      results_ = DeviceBuffer(be_, result_bytes);
+    }
+    host_results_.reserve(result_bytes);
+    optimize(static_cast<float*>(results_.data()));
+    FERRY_CUDA_CHECK(cudaMemcpyAsync(host_results_.as<void>(), results_.data(), result_bytes, cudaMemcpyDeviceToHost, s));
+    FERRY_CUDA_CHECK(cudaStreamSynchronize(s));
+    return host_results_.as<float>()[kNorm];
+  }
+
   void set_graph_replay(bool on) override { replay_ = on; }
   void set_gradient_reduction(std::function<void(void* grads, size_t n)> reduce) override {
+    FERRY_CHECK(!reduce || !shard_, "a gradient reduction under ZeRO-1: its reduce-scatter is the DP sum");
     drop_graph();
     reduce_ = std::move(reduce);
   }
   void set_gradient_hooks(GradientHooks hooks, void* comm_stream) override {
+    FERRY_CHECK(!hooks || !shard_, "gradient hooks under ZeRO-1: its reduce-scatter is the DP sum");
     drop_graph();
     FERRY_CHECK(!hooks || comm_stream != nullptr, "gradient hooks need the communicator's stream");
     hooks_ = std::move(hooks);
@@ -189,11 +230,21 @@ class CudaStep final : public DeviceStep {
   size_t graph_nodes() const override { return graph_nodes_; }
 
  private:
-  std::vector<float> logical(const DeviceBuffer& storage) const {
-    std::vector<float> s(n_), out(static_cast<size_t>(g_.param_count()));
-    be_.download(s.data(), storage.data(), n_ * sizeof(float));
+  std::vector<float> logical(const DeviceBuffer& on_device) const {
+    std::vector<float> s(n_);
+    be_.download(s.data(), on_device.data(), n_ * sizeof(float));
+    return logical(std::move(s));
+  }
+  std::vector<float> logical(std::vector<float> s) const {
+    s.resize(n_, 0.0f);  // a shard's gather ends with the parameters
+    std::vector<float> out(static_cast<size_t>(g_.param_count()));
     gather_from_storage(g_, s.data(), out.data());
     return out;
+  }
+  std::vector<float> storage(const std::vector<float>& flat) const {
+    std::vector<float> s(n_, 0.0f);
+    scatter_to_storage(g_, flat.data(), s.data());
+    return s;
   }
   void upload_logical(DeviceBuffer& storage, const std::vector<float>& flat) {
     std::vector<float> s(n_, 0.0f);
@@ -269,13 +320,31 @@ class CudaStep final : public DeviceStep {
       be_.synchronize();
       reduce_(ex_.grads().data, n_);
     }
+    optimize(results);
+  }
+
+  // The norm, the clip and AdamW over the gradients in the executor's buffer, queued on the stream;
+  // the norm and the clip scale land in results[kNorm], results[kClip].
+  void optimize(float* results) {
+    const cudaStream_t s = be_.stream();
     const bf16* grads = ex_.grads().as<bf16>();
+    if (shard_) {  // ZeRO-1: the DP sum, the norm and AdamW over this rank's shard (device_shard.h)
+      double* sum_squares = static_cast<double*>(sum_squares_.data());
+      shard_->reduce_scatter(grads);
+      shard_->norm_squared(sum_squares, norm_workspace_.data(), norm_workspace_.size());
+      if (norm_reduce_) norm_reduce_(sum_squares);  // the model group's (TP × PP)
+      shard_->all_reduce(sum_squares);              // the DP group's
+      kc::grad_norm_finish(results + kNorm, results + kClip, sum_squares, cfg_.grad_clip, s);
+      shard_->update(static_cast<const kc::AdamWStep*>(step_values_.data()), results + kClip);
+      shard_->all_gather(ex_.params().as<bf16>());
+      return;
+    }
     // The norm counts the table's counted segments only, as the CPU optimizer does: frozen
     // parameters never count (whatever gradient backward left them), and under TP a rank counts
     // its shards and the replicated parameters it owns, the rest coming from norm_reduce_. When
     // every parameter counts on this rank alone, the whole buffer's vectorized norm is the same sum.
     if (counts_all_ && !norm_reduce_) {
-      kc::grad_norm<bf16>(results + kNorm, results + kClip, grads, n_, cfg_.grad_clip, norm_workspace_.data(),
+      kc::grad_norm<bf16>(results + kNorm, results + kClip, grads, n_model_, cfg_.grad_clip, norm_workspace_.data(),
                           norm_workspace_.size(), s);
     } else {
       double* sum_squares = static_cast<double*>(sum_squares_.data());
@@ -285,7 +354,7 @@ class CudaStep final : public DeviceStep {
       kc::grad_norm_finish(results + kNorm, results + kClip, sum_squares, cfg_.grad_clip, s);
     }
     kc::adamw_update<bf16>(static_cast<float*>(master_.data()), ex_.params().as<bf16>(), static_cast<float*>(m_.data()),
-                           static_cast<float*>(v_.data()), grads, n_,
+                           static_cast<float*>(v_.data()), grads, n_model_,
                            static_cast<const kc::AdamWSegment*>(segments_.data()), n_segments_,
                            static_cast<const kc::AdamWStep*>(step_values_.data()), cfg_.beta1, cfg_.beta2, cfg_.eps,
                            results + kClip, s);
@@ -342,7 +411,8 @@ class CudaStep final : public DeviceStep {
   Executor& ex_;
   CudaBackend& be_;
   AdamWConfig cfg_;
-  size_t n_;
+  size_t n_;            // the flat buffers' elements
+  size_t n_model_ = 0;  // where the model's parameters end in them (the rest: received activations)
   DeviceBuffer master_, m_, v_, segments_, step_values_, norm_workspace_, staging_, results_;
   DeviceBuffer norm_ranges_, sum_squares_;
   Workspace workspace_{be_};
@@ -358,6 +428,7 @@ class CudaStep final : public DeviceStep {
   std::function<void(void* grads, size_t n)> reduce_;
   GradientHooks hooks_;
   std::unique_ptr<CudaQueues> queues_;
+  std::unique_ptr<DeviceShard> shard_;  // ZeRO-1
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t exec_ = nullptr;
   size_t graph_nodes_ = 0;
@@ -366,13 +437,14 @@ class CudaStep final : public DeviceStep {
 }  // namespace
 
 std::unique_ptr<DeviceStep> make_device_step(const Graph& g, Executor& ex, const AdamWConfig& cfg,
-                                             const std::vector<bool>& owned) {
-  return std::make_unique<CudaStep>(g, ex, cfg, owned);
+                                             const std::vector<bool>& owned, OptimizerShard shard) {
+  return std::make_unique<CudaStep>(g, ex, cfg, owned, std::move(shard));
 }
 
 #else
 
-std::unique_ptr<DeviceStep> make_device_step(const Graph&, Executor& ex, const AdamWConfig&, const std::vector<bool>&) {
+std::unique_ptr<DeviceStep> make_device_step(const Graph&, Executor& ex, const AdamWConfig&, const std::vector<bool>&,
+                                             OptimizerShard) {
   FERRY_CHECK(false, "no device step for the ", ex.backend().name(), " backend in a build without CUDA");
   return nullptr;
 }

@@ -73,9 +73,10 @@ void vocab_parallel_cross_entropy_sums(T* sums, const T* logits, const int32_t* 
 template <typename T>
 T vocab_parallel_cross_entropy_finish(T* losses, T* dlogits, const T* logits, const int32_t* targets, const T* row_max,
                                       const T* sums, int N, int valid, int ld, int vocab_start, T scale,
-                                      int32_t ignore_index) {
-  int n_valid = 0;
+                                      int32_t ignore_index, int64_t label_count) {
+  int64_t n_valid = 0;
   for (int n = 0; n < N; ++n) n_valid += targets[n] != ignore_index;
+  if (label_count >= 0) n_valid = label_count;
   const T inv_valid = n_valid ? T(1) / T(n_valid) : T(0);
   T total = 0;
   for (int n = 0; n < N; ++n) {
@@ -104,7 +105,7 @@ T vocab_parallel_cross_entropy_finish(T* losses, T* dlogits, const T* logits, co
   template void vocab_parallel_cross_entropy_sums<T>(T*, const T*, const int32_t*, const T*, int, int, int, int,  \
                                                      int32_t);                                                    \
   template T vocab_parallel_cross_entropy_finish<T>(T*, T*, const T*, const int32_t*, const T*, const T*, int, int, \
-                                                    int, int, T, int32_t);
+                                                    int, int, T, int32_t, int64_t);
 FERRY_VP_CE(float)
 FERRY_VP_CE(double)
 #undef FERRY_VP_CE

@@ -205,11 +205,12 @@ void vocab_parallel_cross_entropy_sums(float* sums, const bf16* logits, const in
 void vocab_parallel_cross_entropy_finish(float* losses, float* loss_mean, bf16* dlogits, const bf16* logits,
                                          const int32_t* targets, const float* row_max, const float* sums, int N,
                                          int valid, int ld, int vocab_start, float scale, int32_t ignore_index,
-                                         void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+                                         void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                         const int32_t* label_count) {
   FERRY_CUDA_REQUIRE(workspace_bytes >= cross_entropy_workspace_bytes(), "workspace too small");
   FERRY_CUDA_REQUIRE(valid >= 0 && ld >= valid, "valid=" + std::to_string(valid) + " ld=" + std::to_string(ld));
   float* inv_valid = static_cast<float*>(workspace);
-  count_valid_kernel<<<1, kThreads, 0, stream>>>(inv_valid, targets, N, ignore_index, nullptr);
+  count_valid_kernel<<<1, kThreads, 0, stream>>>(inv_valid, targets, N, ignore_index, label_count);
   FERRY_CUDA_CHECK_LAUNCH("count_valid_kernel");
   if (N > 0) {
     vp_finish_kernel<<<N, kThreads, 0, stream>>>(losses, dev(dlogits), dev(logits), targets, row_max, sums,

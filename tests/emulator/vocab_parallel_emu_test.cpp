@@ -211,6 +211,30 @@ TEST_P(VocabParallelCrossEntropyEmu, ShardedPassesMatchReferenceAndTheWholeRowLo
                                              d_targets.get(), d_max.get(), d_sums.get(), N, valid_of(r), L, r * L,
                                              float(scale), kIgnore, ws.get(), ws.size(), nullptr);
     FERRY_EXPECT_CLOSE(to_double(d_losses.download()), losses_ref, kFp32Tolerance);
+
+    // A global label count (data parallelism beside TP: these rows are a share of a larger batch):
+    // the mean and the gradient divide by it, i.e. are this batch's own scaled by local / global.
+    int64_t local = 0;
+    for (int32_t t : targets) local += t != kIgnore;
+    const int64_t global = local + 7;
+    const double share = double(local) / double(global);
+    std::vector<double> losses_lc(N), dlogits_lc(x.size());
+    const double mean_lc = cpu::vocab_parallel_cross_entropy_finish<double>(
+        losses_lc.data(), dlogits_lc.data(), x.data(), targets.data(), max_ref[r].data(), sums_ref[r].data(), N,
+        valid_of(r), L, r * L, scale, kIgnore, global);
+    EXPECT_NEAR(mean_lc, mean_ref * share, 1e-12 * (1 + std::fabs(mean_ref)));
+    for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(dlogits_lc[i], dlogits_ref[i] * share, 1e-15) << i;
+    EXPECT_EQ(losses_lc, losses_ref);  // the per-row losses do not depend on it
+    DeviceBuffer<int32_t> d_count(std::vector<int32_t>{int32_t(global)});
+    d_losses.poison();
+    d_mean.poison();
+    d_dlogits.poison();
+    gpu::vocab_parallel_cross_entropy_finish(d_losses.get(), d_mean.get(), d_dlogits.get(), d_logits[r]->get(),
+                                             d_targets.get(), d_max.get(), d_sums.get(), N, valid_of(r), L, r * L,
+                                             float(scale), kIgnore, ws.get(), ws.size(), nullptr, d_count.get());
+    FERRY_EXPECT_CLOSE(to_double(d_mean.download()), std::vector<double>{mean_lc}, kFp32Tolerance);
+    FERRY_EXPECT_CLOSE(to_double(d_dlogits.download()), dlogits_lc, kBf16Tolerance);
+    FERRY_EXPECT_CLOSE(to_double(d_losses.download()), losses_lc, kFp32Tolerance);
   }
 }
 

@@ -7,8 +7,9 @@
 // labelled rows differ from rank to rank (NER leaves every third token and the padding unlabelled;
 // multi-task rows alternate between the heads). A DP rank's loss must be its share of the global
 // mean — each cross_entropy divides by the global count of labelled rows — or the losses and the
-// parameters drift from one process's; that is what the label counts are checked by. Encoder
-// graphs also run with TP2 (and TP2 × DP2 on 4 ranks).
+// parameters drift from one process's; that is what the label counts are checked by. Every graph
+// (the language models' vocabulary-parallel losses and LoRA adapters included) also runs with TP2
+// (and TP2 × DP2 on 4 ranks).
 // ferry-mpi-ranks: 2 4
 #include <gtest/gtest.h>
 
@@ -114,27 +115,15 @@ TEST(FinetuneLayouts, DataParallelWithZero1AndLoraEqualsOneProcess) {
       check_case(fc, {1, 1, true});
 }
 
-TEST(FinetuneLayouts, TensorParallelEncoderEqualsOneProcess) {
-  for (const auto& fc : test::finetune_cases()) {
-    if (fc.causal || fc.name == "lm_masked_encoder") continue;  // the encoder's task heads
-    check_case(fc, {2, 1, false});
-  }
-}
-
-// A masked-LM head under TP is a vocabulary-parallel cross-entropy, which takes no label count yet:
-// with DP beside it the job is refused (one line), not run with per-rank normalisation.
-TEST(FinetuneLayouts, MaskedLmUnderTensorAndDataParallelIsRefused) {
-  if (mpi_world().size() != 4) GTEST_SKIP() << "needs tp2 × dp2";
-  for (const auto& fc : test::finetune_cases()) {
-    if (fc.name != "lm_masked_encoder") continue;
-    const GptConfig c = test::finetune_config(false);
-    auto backend = make_cpu_backend();
-    test::BuiltCase rank = test::build_case(fc, c, 2, kT);
-    try {
-      parallel::make_task_runner(std::move(rank.graph), c, adamw(), {2, 1, false}, mpi_world(), *backend);
-      ADD_FAILURE() << "a masked LM under tp2 × dp2 was accepted";
-    } catch (const UserError& e) {
-      EXPECT_NE(std::string(e.what()).find("not built yet"), std::string::npos) << e.what();
-    }
-  }
+// Every task graph, causal and bidirectional: the task heads, the language-model heads (a
+// vocabulary-parallel cross-entropy, which under TP × DP divides by the global label count too),
+// LoRA adapters split with their matrices (on a causal trunk with a sequence head, and on an
+// encoder with a token head below).
+TEST(FinetuneLayouts, TensorParallelEqualsOneProcessForEveryTaskGraph) {
+  for (const auto& fc : test::finetune_cases()) check_case(fc, {2, 1, false});
+  test::FinetuneCase lora{"ner_lora_encoder", false, {}, {}};
+  for (const auto& fc : test::finetune_cases())
+    if (fc.name == "ner_encoder") lora.heads = fc.heads;
+  lora.techniques.lora.rank = 4;
+  check_case(lora, {2, 1, false});
 }
