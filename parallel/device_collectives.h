@@ -5,7 +5,7 @@
 //
 //   device communicator (NCCL)   record compute F → wait comm F → all_reduce on the communicator's
 //                                stream → record comm J → wait compute J (F, J: kCollectiveFork,
-//                                kCollectiveJoin). No host wait, so the call can be captured in (and
+//                                kCollectiveJoin of engine/train/step_queues.h). No host wait, so the call can be captured in (and
 //                                replayed from) a CUDA graph; on the CUDA backend the queues are
 //                                engine/cuda/stream_queues.h's
 //   host communicator (MPI) on   downloaded into pinned host memory (one buffer, reused), reduced on
@@ -28,11 +28,6 @@
 #include "parallel/communicator.h"
 
 namespace ferry::parallel {
-
-// The events of a single collective: negative, so they cannot clash with a schedule's (≥ 0) on the
-// same queues. Reused by every call: each wait orders against the record just before it.
-constexpr int kCollectiveFork = -1;
-constexpr int kCollectiveJoin = -2;
 
 // `count` elements at `data` (device memory on the CUDA backend), all-reduced in place over `comm`.
 void issue_all_reduce(Backend& backend, StepQueues& queues, Communicator& comm, void* data, size_t count, DType type,

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "engine/cuda/engine_kernels.h"
+#include "engine/cuda/stream_queues.h"
 #include "engine/optim/device_table.h"
 #include "kernels/adamw_norm_share.h"
 #include "kernels/cuda_check.h"
@@ -40,29 +41,25 @@ DeviceShard::DeviceShard(CudaBackend& be, const AdamWTable& table, size_t end, c
   ranges_ = DeviceBuffer(be_, std::max<size_t>(d.counted.size(), 1) * sizeof(kc::NormRange));
   if (!d.counted.empty()) be_.upload(ranges_.data(), d.counted.data(), d.counted.size() * sizeof(kc::NormRange));
   if (comm_) {
-    FERRY_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
-    FERRY_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
+    queues_ = make_stream_queues(be_, comm_);
   } else {
     host_.reserve((((whole_elems_ + per_ + 1) & ~size_t{1}) * sizeof(float)) + sizeof(double));
   }
   be_.synchronize();
 }
 
-DeviceShard::~DeviceShard() {
-  if (fork_) cudaEventDestroy(fork_);
-  if (join_) cudaEventDestroy(join_);
-}
+DeviceShard::~DeviceShard() = default;
 
-// One pair of events serves every fork and join: a wait orders against the record made just
-// before it, eagerly or in a capture.
+// One pair of events serves every fork and join (engine/train/step_queues.h): a wait orders
+// against the record made just before it, eagerly or in a capture.
 void DeviceShard::fork() {
-  FERRY_CUDA_CHECK(cudaEventRecord(fork_, be_.stream()));
-  FERRY_CUDA_CHECK(cudaStreamWaitEvent(comm_, fork_, 0));
+  queues_->record(Queue::compute, kCollectiveFork);
+  queues_->wait(Queue::comm, kCollectiveFork);
 }
 
 void DeviceShard::join() {
-  FERRY_CUDA_CHECK(cudaEventRecord(join_, comm_));
-  FERRY_CUDA_CHECK(cudaStreamWaitEvent(be_.stream(), join_, 0));
+  queues_->record(Queue::comm, kCollectiveJoin);
+  queues_->wait(Queue::compute, kCollectiveJoin);
 }
 
 DeviceBuffer& DeviceShard::buffer(Part part) {

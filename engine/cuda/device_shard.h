@@ -2,7 +2,7 @@
 // OptimizerShard): this rank's shard of the fp32 master weights, of AdamW's m and v and of the
 // summed gradients, the shard's segment table (engine/optim/device_table.h), and the DP group's
 // collectives around the update — forked onto a device communicator's stream and joined back with
-// events (capturable), or staged through pinned host memory (eager). For the CUDA-aware files of
+// events (engine/cuda/stream_queues.h; capturable), or staged through pinned host memory (eager). For the CUDA-aware files of
 // engine/cuda/ only (it needs cuda_runtime.h; compile it under FERRY_WITH_CUDA).
 //
 // One step, issued in the backend's stream order:
@@ -13,11 +13,13 @@
 //   update           AdamW over the shard's parameters (not its padding)
 //   all_gather       the master shards gathered into `whole` and narrowed into the bf16 working copy
 #pragma once
+#include <memory>
 #include <vector>
 
 #include "engine/cuda/cuda_context.h"
 #include "engine/cuda/device_step.h"
 #include "engine/cuda/pinned_buffer.h"
+#include "engine/train/step_queues.h"
 #include "kernels/adamw.h"
 
 namespace ferry::gpu {
@@ -65,7 +67,7 @@ class DeviceShard {
   DeviceBuffer master_, m_, v_, grads_, whole_, segments_, ranges_;
   PinnedBuffer host_;  // host communicator: whole, shard, one double
   cudaStream_t comm_ = nullptr;
-  cudaEvent_t fork_ = nullptr, join_ = nullptr;
+  std::unique_ptr<StepQueues> queues_;  // device communicator: the stream queues (engine/cuda/stream_queues.h)
 };
 
 }  // namespace ferry::gpu

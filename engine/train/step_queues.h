@@ -13,9 +13,10 @@
 // Events are named by numbers, made by an implementation as they are first named. A record of an
 // event that was recorded before replaces it: a wait orders against the latest record issued before
 // it (eager or captured), so an event can be reused from one collective to the next. Numbers ≥ 0
-// belong to a step's schedule (the DP buckets: 0 … buckets); negative numbers are reserved for the
-// single collectives of parallel/device_collectives.h (issue_all_reduce: its fork and join), so one
-// queues object could carry both without a clash.
+// belong to a step's schedule (the DP buckets: 0 … buckets); negative numbers are reserved for
+// single collectives, each forked onto `comm` and joined back with the two below (parallel/
+// device_collectives.h: issue_all_reduce; the ZeRO-1 shard's collectives, engine/cuda/
+// device_shard.h), so one queues object could carry both without a clash.
 //
 // Implementations: CUDA streams and events (engine/cuda/stream_queues.h, the CUDA device step's
 // GradientQueues in engine/cuda/device_step.cpp); the CPU runs everything at once, in issue order
@@ -29,6 +30,12 @@ namespace ferry {
 enum class Queue { compute, comm };
 
 inline const char* queue_name(Queue q) { return q == Queue::compute ? "compute" : "comm"; }
+
+// A single collective: record compute kCollectiveFork, wait comm kCollectiveFork, the collective on
+// comm, record comm kCollectiveJoin, wait compute kCollectiveJoin. Reused by every call: each wait
+// orders against the record just before it.
+constexpr int kCollectiveFork = -1;
+constexpr int kCollectiveJoin = -2;
 
 class StepQueues {
  public:

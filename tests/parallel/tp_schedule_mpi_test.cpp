@@ -250,10 +250,10 @@ TEST(TpSchedule, CollectivesOnACudaBackendAreIssuedInACapturableOrder) {
     SCOPED_TRACE("collective at " + std::to_string(i) + ": " + describe(t[i]));
     ASSERT_GE(i, 2u);
     ASSERT_LT(i + 2, t.size());
-    const Entry want_around[4] = {{Entry::record, Queue::compute, parallel::kCollectiveFork, t[i].group},
-                                  {Entry::wait, Queue::comm, parallel::kCollectiveFork, t[i].group},
-                                  {Entry::record, Queue::comm, parallel::kCollectiveJoin, t[i].group},
-                                  {Entry::wait, Queue::compute, parallel::kCollectiveJoin, t[i].group}};
+    const Entry want_around[4] = {{Entry::record, Queue::compute, kCollectiveFork, t[i].group},
+                                  {Entry::wait, Queue::comm, kCollectiveFork, t[i].group},
+                                  {Entry::record, Queue::comm, kCollectiveJoin, t[i].group},
+                                  {Entry::wait, Queue::compute, kCollectiveJoin, t[i].group}};
     const size_t at[4] = {i - 2, i - 1, i + 1, i + 2};
     for (int k = 0; k < 4; ++k) {
       const Entry& got = t[at[k]];
