@@ -68,14 +68,16 @@ step interop "$(before_anchor 60)" bash -c "'$BUILD/ferry' pretrain --config '$R
 # Language-model loss (issue 14): `ferry eval --task lm` on CUDA (bf16) against the CPU (fp32).
 step lm_eval "$(before_anchor 60)" bash "$ROOT/benchmarks/lm_eval_check.sh" "$BUILD/ferry" "$ROOT" "$BUILD/lm_eval" "$BUILD/interop"
 
-# The one runner (issue 15): DP2, DP2 with ZeRO-1 and TP2 on this one GPU through the MPI
+# The one runner (issue 15): DP2, DP2 with ZeRO-1, TP2 and PP2 on this one GPU through the MPI
 # communicator equal one process (its gpu-labelled tests ran in gpu_tests above:
 # runner_gpu_mpi_test_np2 — DP2, ZeRO-1 over DP2 against one process and against DP2's optimizer
-# state, and TP2 with the TP ops' CUDA kernels and the norm summed over the group —,
+# state, TP2 with the TP ops' CUDA kernels and the norm summed over the group, the fine-tuning
+# graphs under DP2 and TP2, PP2 on the runner's 1F1B with fp32 messages —,
 # cuda_step_gpu_test, and runner_nccl_gpu_test: one NCCL rank runs whole captured steps with the
 # DP buckets reduced on the communicator's stream, bit-identical to one process, and with ZeRO-1's
 # reduce-scatter and all-gather inside the captured step, equal to its eager run). NCCL with
-# several ranks (DP buckets, ZeRO-1's collectives, TP collectives inside the captured step) and the
+# several ranks (DP buckets, ZeRO-1's collectives, TP collectives inside the captured step, PP
+# messages device to device) and the
 # overlap of the bucket all-reduces with backward need a machine with several GPUs.
 step parallel_gpu "$(before_anchor 60)" bash "$ROOT/benchmarks/parallel_gpu_check.sh" "$BUILD/ferry" "$ROOT" "$BUILD/parallel_gpu"
 
