@@ -103,6 +103,7 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
       sharded.comm_stream = dp.device_stream();
     }
     device_ = gpu::make_device_step(graph_, *executor_, opt.adamw, owned, std::move(sharded));
+    optimizer_ = make_device_optimizer(*device_, graph_);
     if (shape.tp > 1 || shape.pp > 1) {
       // The TP ops' collectives and the norm's sum are issued on queues over the backend's stream
       // and each communicator's (parallel/device_collectives.h): the TP group's live in its
@@ -127,7 +128,8 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
     }
     return;
   }
-  optimizer_ = std::make_unique<AdamW>(adamw_table(graph_, n_model_params_, owned, shard, opt.adamw), opt.adamw);
+  optimizer_ = make_host_optimizer(*executor_, adamw_table(graph_, n_model_params_, owned, shard, opt.adamw), opt.adamw,
+                                   n_local_, opt.layout.zero1, *c_->comms.dp, *c_->comms.model);
   if (shape.dp > 1 && !opt.layout.zero1) {
     buckets_ = std::make_unique<GradientBuckets>(graph_, n_model_params_, opt.layout.bucket_elems, *c_->comms.dp);
     host_queues_ = std::make_unique<HostQueues>(grads_ptr());
@@ -188,19 +190,6 @@ double labelled_rows(const Batch& b, const LabelCount& lc) {
     }
   FERRY_CHECK(found, "the batch has no targets for a label count (input ", lc.targets, ")");
   return n;
-}
-
-// The device step speaks its graph's logical order; a layout's origins address the storage one.
-std::vector<float> to_storage(const Graph& g, const std::vector<float>& logical) {
-  std::vector<float> storage(static_cast<size_t>(g.storage_size()), 0.0f);
-  scatter_to_storage(g, logical.data(), storage.data());
-  return storage;
-}
-
-std::vector<float> to_logical(const Graph& g, const std::vector<float>& storage) {
-  std::vector<float> logical(static_cast<size_t>(g.param_count()));
-  gather_from_storage(g, storage.data(), logical.data());
-  return logical;
 }
 
 // The single-process flat order's values of parameters [0, n) of g, at their storage offsets, in a
@@ -510,82 +499,38 @@ StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
   all_reduce_scalar(*c_->comms.pp, loss);
   all_reduce_scalar(*c_->comms.dp, loss);
   r.loss = label_counts_.empty() ? loss / c_->grid.shape().dp : loss;
-  if (device_)
-    reduce_and_update_on_device(lr, r);
-  else
-    reduce_and_update(lr, r);
+  reduce_and_update(lr, r);
   ++steps_;
   if (std::getenv("FERRY_RANK_LOG")) log_rank(r);
   return r;
 }
 
+// The DP sum (the CPU's buckets were issued during the last backward; pipeline stages on CUDA sum
+// the whole buffer here; ZeRO-1's reduce-scatter is the optimizer's), the tied embedding's copies
+// (first and last stage) summed, then the optimizer. Orders as ever: DP before the tie without
+// ZeRO-1, the tie before the reduce-scatter with it.
 void Runner::reduce_and_update(float lr, StepResult& r) {
-  float* grads = grads_ptr();
-  float* params = params_ptr();
-  // The tied embedding: its two copies (first and last stage) get the sum of both gradients.
-  auto tie = [&] {
-    for (int k : tied_params_) {
-      const ParamInfo& p = graph_.params[k];
-      c_->tie->all_reduce(grads + p.storage, static_cast<size_t>(p.numel), DType::f32, ReduceOp::sum);
-    }
-  };
-  const int dp = c_->grid.shape().dp;
-  const ShardRange shard = optimizer_->shard();
-  if (opt_.layout.zero1) {
-    tie();
-    if (dp > 1) {
-      std::vector<float> padded(shard.size() * dp, 0.0f), mine(shard.size());
-      std::memcpy(padded.data(), grads, n_local_ * sizeof(float));
-      c_->comms.dp->reduce_scatter(padded.data(), mine.data(), shard.size(), DType::f32, ReduceOp::sum);
-      const size_t n = std::min(shard.end, n_local_) - std::min(shard.begin, n_local_);
-      std::memcpy(grads + std::min(shard.begin, n_local_), mine.data(), n * sizeof(float));
-    }
-  } else {
-    if (buckets_) buckets_->finish();
-    tie();
-  }
-  double sq = optimizer_->norm_squared(grads);
-  c_->comms.model->all_reduce(&sq, 1, DType::f64, ReduceOp::sum);
-  if (opt_.layout.zero1) c_->comms.dp->all_reduce(&sq, 1, DType::f64, ReduceOp::sum);
-  r.grad_norm = std::sqrt(sq);
-  optimizer_->update(params, grads, lr, clip_scale(r.grad_norm, opt_.adamw.grad_clip));
-  if (opt_.layout.zero1 && dp > 1) {
-    std::vector<float> padded(shard.size() * dp, 0.0f);
-    std::memcpy(padded.data(), params, n_local_ * sizeof(float));
-    c_->comms.dp->all_gather(padded.data() + shard.begin, padded.data(), shard.size(), DType::f32);
-    std::memcpy(params, padded.data(), n_local_ * sizeof(float));
-  }
+  if (buckets_)
+    buckets_->finish();
+  else if (device_ && c_->grid.shape().dp > 1 && !opt_.layout.zero1)
+    sum_gradients(*c_->comms.dp, 0, n_local_);
+  for (int k : tied_params_)
+    sum_gradients(*c_->tie, graph_.params[k].storage, static_cast<size_t>(graph_.params[k].numel));
+  r.grad_norm = optimizer_->update(lr);
 }
 
-// Pipeline stages on CUDA: the bf16 gradients summed over DP (the whole buffer in fp32, after
-// backward: NCCL on the device, MPI through pinned host memory; under ZeRO-1 the device step's
-// reduce-scatter is that sum) and the tied embedding's between the first and last stage, then the
-// device step's norm, clip and AdamW.
-void Runner::reduce_and_update_on_device(float lr, StepResult& r) {
-  auto* grads = static_cast<ferry::bf16*>(executor_->grads().data);
-  auto scratch = [&](size_t n) {
-    if (reduce_scratch_.size() < n * sizeof(float)) reduce_scratch_ = DeviceBuffer(backend_, n * sizeof(float));
-    return static_cast<float*>(reduce_scratch_.data());
-  };
-  // Eager steps: each group's queues (parallel/device_collectives.h) are made for this call; their
-  // events are released once the work queued on them is done.
-  Communicator& dp = *c_->comms.dp;
-  if (c_->grid.shape().dp > 1 && !opt_.layout.zero1) {
-    if (dp.buffers_on_device())
-      issue_all_reduce_bf16(backend_, *make_collective_queues(backend_, dp), dp, grads, n_local_, scratch(n_local_),
-                            ReduceOp::sum);
-    else
-      reduce_on_host(grads, n_local_);
-  }
-  if (!tied_params_.empty()) {
-    const auto tie_queues = make_collective_queues(backend_, *c_->tie);
-    for (int k : tied_params_) {
-      const ParamInfo& p = graph_.params[k];
-      issue_all_reduce_bf16(backend_, *tie_queues, *c_->tie, grads + p.storage, static_cast<size_t>(p.numel),
-                            scratch(static_cast<size_t>(p.numel)), ReduceOp::sum);
-    }
-  }
-  r.grad_norm = device_->update(lr);
+// Elements [begin, begin + count) of the gradient buffer summed over `comm`, in place: fp32 on the
+// CPU; on CUDA bf16 summed in fp32 (device to device on NCCL, through pinned host memory on MPI),
+// eagerly (the queues are made for the call and released once their work is done).
+void Runner::sum_gradients(Communicator& comm, size_t begin, size_t count) {
+  const Tensor grads = executor_->grads();
+  const auto queues = make_collective_queues(backend_, comm);
+  if (grads.dtype == ferry::DType::F32)
+    return issue_all_reduce(backend_, *queues, comm, grads.as<float>() + begin, count, DType::f32, ReduceOp::sum);
+  FERRY_CHECK(grads.dtype == ferry::DType::BF16, "gradients of ", dtype_name(grads.dtype));
+  if (reduce_scratch_.size() < count * sizeof(float)) reduce_scratch_ = DeviceBuffer(backend_, count * sizeof(float));
+  issue_all_reduce_bf16(backend_, *queues, comm, grads.as<ferry::bf16>() + begin, count,
+                        static_cast<float*>(reduce_scratch_.data()), ReduceOp::sum);
 }
 
 double Runner::evaluate(const Batch& batch) {
@@ -628,52 +573,24 @@ void Runner::gather_full(const std::vector<float>& local, std::vector<float>& fu
 }
 
 std::vector<float> Runner::parameters() const {
-  if (device_) {  // the fp32 master weights
-    std::vector<float> full;
-    gather_full(to_storage(graph_, device_->parameters()), full);
-    return full;
-  }
-  std::vector<float> local(params_ptr(), params_ptr() + n_local_), full;
-  gather_full(local, full);
+  std::vector<float> full;
+  gather_full(optimizer_->parameters(), full);
   return full;
 }
 
 void Runner::set_parameters(const std::vector<float>& flat) {
   if (flat.size() != static_cast<size_t>(n_full_))
     user_error("parameters: ", flat.size(), " values for a model of ", n_full_);
-  const size_t storage = static_cast<size_t>(graph_.storage_size());
-  if (device_)
-    return device_->set_parameters(to_logical(graph_, scatter_full(graph_, origins_, n_model_params_, flat, storage)));
-  float* params = params_ptr();
-  for (int k = 0; k < n_model_params_; ++k)
-    for (const ParamRun& run : origins_[k].runs)
-      std::memcpy(params + graph_.params[k].storage + run.local, flat.data() + run.full, run.count * sizeof(float));
+  optimizer_->set_parameters(
+      scatter_full(graph_, origins_, n_model_params_, flat, static_cast<size_t>(graph_.storage_size())));
 }
 
 OptimizerState Runner::optimizer_state() const {
-  if (device_) {
-    const OptimizerState local = device_->optimizer_state();
-    OptimizerState s;
-    s.steps = local.steps;
-    gather_full(to_storage(graph_, local.m), s.m);
-    gather_full(to_storage(graph_, local.v), s.v);
-    return s;
-  }
+  const OptimizerState local = optimizer_->state();
   OptimizerState s;
-  s.steps = optimizer_->steps_taken();
-  const ShardRange shard = optimizer_->shard();
-  auto local_of = [&](const std::vector<float>& moments) {
-    std::vector<float> padded(shard.size() * (opt_.layout.zero1 ? c_->grid.shape().dp : 1), 0.0f);
-    if (opt_.layout.zero1) {
-      c_->comms.dp->all_gather(moments.data(), padded.data(), shard.size(), DType::f32);
-    } else {
-      padded = moments;
-    }
-    padded.resize(n_local_);
-    return padded;
-  };
-  gather_full(local_of(optimizer_->m()), s.m);
-  gather_full(local_of(optimizer_->v()), s.v);
+  s.steps = local.steps;
+  gather_full(local.m, s.m);
+  gather_full(local.v, s.v);
   return s;
 }
 
@@ -681,23 +598,12 @@ void Runner::set_optimizer_state(const OptimizerState& s) {
   const size_t n = static_cast<size_t>(n_full_);
   if (s.m.size() != n || s.v.size() != n || s.steps < 0)
     user_error("optimizer state: ", s.m.size(), "/", s.v.size(), " moments for a model of ", n, " parameters");
-  if (device_) {
-    const size_t storage = static_cast<size_t>(graph_.storage_size());
-    OptimizerState local;
-    local.steps = s.steps;
-    local.m = to_logical(graph_, scatter_full(graph_, origins_, n_model_params_, s.m, storage));
-    local.v = to_logical(graph_, scatter_full(graph_, origins_, n_model_params_, s.v, storage));
-    return device_->set_optimizer_state(local);
-  }
-  const ShardRange shard = optimizer_->shard();
-  auto shard_of = [&](const std::vector<float>& full, std::vector<float>& moments) {
-    const std::vector<float> local = scatter_full(graph_, origins_, n_model_params_, full, std::max(n_local_, shard.end));
-    moments.assign(local.begin() + static_cast<std::ptrdiff_t>(shard.begin),
-                   local.begin() + static_cast<std::ptrdiff_t>(shard.end));
-  };
-  shard_of(s.m, optimizer_->m());
-  shard_of(s.v, optimizer_->v());
-  optimizer_->set_steps_taken(s.steps);
+  const size_t storage = static_cast<size_t>(graph_.storage_size());
+  OptimizerState local;
+  local.steps = s.steps;
+  local.m = scatter_full(graph_, origins_, n_model_params_, s.m, storage);
+  local.v = scatter_full(graph_, origins_, n_model_params_, s.v, storage);
+  optimizer_->set_state(local);
 }
 
 // One line per rank and step (FERRY_RANK_LOG=1): replicas that trained in step print the same

@@ -8,17 +8,20 @@
 //   pp = 1   every micro-batch forward + backward (gradient accumulation)
 //   pp > 1   the micro-batches on a 1F1B schedule (Narayanan et al., 2021), one activation arena
 //            per micro-batch in flight, activations and gradients sent point to point
-// then sums gradients over DP (buckets during the last backward, or a reduce-scatter with
-// ZeRO-1), all-reduces the tied embedding's gradient between the first and last stages, clips by
-// the global norm and updates with AdamW over its shard (engine/optim/adamw.h: one segment table;
-// without ZeRO-1 the shard is the whole buffer).
+// then sums gradients over DP (buckets during the last backward; ZeRO-1's reduce-scatter is the
+// optimizer's) and the tied embedding's between the first and last stages, and hands the step to
+// its optimizer (parallel/rank_optimizer.h, one interface for both backends: the norm, the clip,
+// AdamW over its shard — engine/optim/adamw.h's one segment table; without ZeRO-1 the shard is
+// the whole buffer), which also holds the state parameters() and optimizer_state() read.
 // Loss normalisation equals one process with the global batch: a graph whose every row is a
 // target (GPT pretraining) carries 1/(dp · micro-batches) in its loss node; a graph with label
 // counts (RankGraph::label_counts) is fed, per micro-batch, the number of labelled rows of the
 // global micro-batch (summed over DP), so each rank's loss is its share of the global mean.
 // parameters() and optimizer_state() are the full single-process flat order on every rank.
 //
-// On CUDA without PP the device step (engine/cuda/device_step.h) runs the step. DP on a device
+// On CUDA without PP the device step (engine/cuda/device_step.h) runs the step as one captured
+// CUDA graph (the same sequence, issued without host waits; the one place the runner forks on the
+// backend). DP on a device
 // communicator (NCCL) issues the bucket schedule (parallel/data_parallel.h) into the captured step;
 // on a host one (MPI, two ranks may share a GPU) it sums through host memory (eager steps). ZeRO-1:
 // the device step's shard (reduce-scatter, AdamW, all-gather: captured on NCCL, staged and eager
@@ -26,8 +29,8 @@
 // device_collectives.h), the norm summed on the device. PP on CUDA runs this runner's own 1F1B
 // schedule on the executor, eagerly: the activations and their gradients travel as fp32 messages
 // (widened from bf16 on the device), device to device on NCCL, through host memory on MPI; after
-// the last backward the DP sum (or ZeRO-1's reduce-scatter) and the tied embedding's sum run on
-// the device buffers and the device step's update() does the norm, the clip and AdamW.
+// the last backward the DP sum and the tied embedding's run on the device buffers and the device
+// optimizer (the device step's update()) does the rest.
 #pragma once
 #include <deque>
 #include <map>
@@ -41,6 +44,7 @@
 #include "parallel/data_parallel.h"
 #include "parallel/param_layout.h"
 #include "parallel/rank_grid.h"
+#include "parallel/rank_optimizer.h"
 
 namespace ferry::gpu {
 class DeviceStep;    // engine/cuda/device_step.h
@@ -141,7 +145,6 @@ class Runner final : public StepRunner {
   void load(const Batch& b);
   void reduce_on_host(void* grads, size_t n);
   void all_reduce_scalar(Communicator& comm, double& x);
-  float* params_ptr() const { return executor_->params().as<float>(); }
   float* grads_ptr() const { return executor_->grads().as<float>(); }
   // Pipeline pieces.
   Message message(size_t count);
@@ -156,7 +159,7 @@ class Runner final : public StepRunner {
   Message backward_micro(Message& dgrad, bool last);
   double run_1f1b(const std::vector<Batch>& micro);
   void reduce_and_update(float lr, StepResult& r);
-  void reduce_and_update_on_device(float lr, StepResult& r);
+  void sum_gradients(Communicator& comm, size_t begin, size_t count);
   // Full ⇄ local flat copies over the owned runs.
   void gather_full(const std::vector<float>& local, std::vector<float>& full) const;
   void log_rank(const StepResult& r) const;
@@ -176,8 +179,8 @@ class Runner final : public StepRunner {
   std::vector<int> recv_, send_, send_grad_;
   size_t recv_elems_ = 0, send_elems_ = 0;  // pipeline messages' sizes
   std::unique_ptr<Executor> executor_;
-  std::unique_ptr<AdamW> optimizer_;
-  std::unique_ptr<gpu::DeviceStep> device_;  // CUDA backend, one rank
+  std::unique_ptr<gpu::DeviceStep> device_;     // CUDA backend: the captured step, the device optimizer
+  std::unique_ptr<RankOptimizer> optimizer_;     // the update and its state, either backend
   std::unique_ptr<GradientBuckets> buckets_;  // DP without ZeRO-1 (CPU), any device communicator (CUDA)
   std::unique_ptr<HostQueues> host_queues_;   // the CPU's
   DeviceBuffer scalar_;                       // all_reduce_scalar on a device communicator
