@@ -44,6 +44,7 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
       n_full_(g.n_full),
       input_map_(std::move(g.input_map)),
       label_counts_(std::move(g.label_counts)),
+      loss_is_share_(g.loss_is_share),
       graph_(std::move(g.graph)),
       origins_(std::move(g.origins)),
       n_model_params_(g.n_model_params),
@@ -274,10 +275,16 @@ std::vector<Tensor> Runner::tensors(const std::vector<int>& values) const {
   return out;
 }
 
-// The gradients of the received activations (parameters of this stage, never updated).
+// The gradients of the received activations (parameters of this stage, never updated), where the
+// flat gradient buffer holds them: zeros when nothing on this stage needs them (a frozen stage).
 std::vector<Tensor> Runner::received_grad_tensors() const {
+  const Tensor grads = executor_->grads();
   std::vector<Tensor> out;
-  for (int v : recv_) out.push_back(executor_->tensor(graph_.params[graph_.values[v].param].grad));
+  for (int v : recv_) {
+    const ParamInfo& p = graph_.params[graph_.values[v].param];
+    out.push_back({static_cast<char*>(grads.data) + p.storage * dtype_size(grads.dtype), graph_.values[v].shape,
+                   grads.dtype, grads.device});
+  }
   return out;
 }
 
@@ -472,7 +479,7 @@ StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
     if (c_->grid.shape().dp > 1) {
       all_reduce_scalar(*c_->comms.dp, r.loss);
       // With label counts each rank's loss is its share of the global mean already.
-      if (label_counts_.empty()) r.loss /= c_->grid.shape().dp;
+      if (!loss_is_share_) r.loss /= c_->grid.shape().dp;
     }
     return r;
   }
@@ -498,7 +505,7 @@ StepResult Runner::train(const std::vector<Batch>& micro, float lr) {
   if (c_->coord.pp != c_->grid.shape().pp - 1) loss = 0;
   all_reduce_scalar(*c_->comms.pp, loss);
   all_reduce_scalar(*c_->comms.dp, loss);
-  r.loss = label_counts_.empty() ? loss / c_->grid.shape().dp : loss;
+  r.loss = loss_is_share_ ? loss : loss / c_->grid.shape().dp;
   reduce_and_update(lr, r);
   ++steps_;
   if (std::getenv("FERRY_RANK_LOG")) log_rank(r);
@@ -553,7 +560,7 @@ double Runner::evaluate(const Batch& batch) {
   all_reduce_scalar(*c_->comms.pp, loss);
   all_reduce_scalar(*c_->comms.dp, loss);
   // With label counts each rank's loss is its share of the global mean already.
-  return label_counts_.empty() ? loss / c_->grid.shape().dp : loss;
+  return loss_is_share_ ? loss : loss / c_->grid.shape().dp;
 }
 
 // ---- layout-independent state ------------------------------------------------------------------

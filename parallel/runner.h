@@ -79,6 +79,9 @@ struct RankGraph {
   std::vector<int> recv, send, send_grad;  // pipeline (parallel/pipeline.h)
   std::vector<int> tied_params;       // model params whose gradient is summed between first and last stage
   std::vector<LabelCount> label_counts;
+  // Each DP rank's loss is its share of the global mean (label counts on the stage that holds the
+  // loss): the DP sum of the losses is the mean, not dp times it. Set on every stage alike.
+  bool loss_is_share = false;
 };
 
 // The communicators a runner uses, made once from the rank grid (the TP group is registered for
@@ -170,6 +173,7 @@ class Runner final : public StepRunner {
   int64_t n_full_ = 0;
   std::map<int, int> input_map_;
   std::vector<LabelCount> label_counts_;
+  bool loss_is_share_ = false;
 
   Graph graph_;
   std::vector<ParamOrigin> origins_;

@@ -98,7 +98,10 @@ RankGraph prepare_rank_graph(const Graph& full, const GptConfig& model, RunnerCo
       full_of_stage[it->second] = int(v);
     }
   }
-  if (label_counts && shape.dp > 1) add_label_counts(r, full_of_stage);
+  if (label_counts && shape.dp > 1) {
+    add_label_counts(r, full_of_stage);
+    r.loss_is_share = true;  // on every stage, the ones without a loss too: they report the same sum
+  }
   return r;
 }
 

@@ -9,7 +9,7 @@
 // mean — each cross_entropy divides by the global count of labelled rows — or the losses and the
 // parameters drift from one process's; that is what the label counts are checked by. Every graph
 // (the language models' vocabulary-parallel losses and LoRA adapters included) also runs with TP2
-// (and TP2 × DP2 on 4 ranks).
+// and with PP2 (and TP2 × DP2, PP2 × DP2 on 4 ranks).
 // ferry-mpi-ranks: 2 4
 #include <gtest/gtest.h>
 
@@ -95,8 +95,8 @@ void check_case(const test::FinetuneCase& fc, parallel::ParallelLayout layout) {
   test::BuiltCase rank = test::build_case(fc, c, B / dp, kT);
   auto step = parallel::make_task_runner(std::move(rank.graph), c, adamw(), layout, mpi_world(), *backend);
   step->set_parameters(init);
-  const std::string what = fc.name + " tp" + std::to_string(layout.tp) + "×dp" + std::to_string(dp) +
-                           (layout.zero1 ? " zero1" : "");
+  const std::string what = fc.name + " tp" + std::to_string(layout.tp) + "×pp" + std::to_string(layout.pp) + "×dp" +
+                           std::to_string(dp) + (layout.zero1 ? " zero1" : "");
   expect_matches(train(*step, fc, global, B), want, what, layout.tp > 1 ? 5e-6 : 2e-6);
 }
 
@@ -119,6 +119,12 @@ TEST(FinetuneLayouts, DataParallelWithZero1AndLoraEqualsOneProcess) {
 // vocabulary-parallel cross-entropy, which under TP × DP divides by the global label count too),
 // LoRA adapters split with their matrices (on a causal trunk with a sequence head, and on an
 // encoder with a token head below).
+// Two pipeline stages (and PP2 × DP2 on 4 ranks): the heads on the last stage, a frozen lower
+// block leaving the first stage nothing to train.
+TEST(FinetuneLayouts, PipelineEqualsOneProcessForEveryTaskGraph) {
+  for (const auto& fc : test::finetune_cases()) check_case(fc, {1, 2, false});
+}
+
 TEST(FinetuneLayouts, TensorParallelEqualsOneProcessForEveryTaskGraph) {
   for (const auto& fc : test::finetune_cases()) check_case(fc, {2, 1, false});
   test::FinetuneCase lora{"ner_lora_encoder", false, {}, {}};
