@@ -10,7 +10,6 @@
 #include "base/error.h"
 #include "engine/autodiff.h"
 #include "engine/cuda/device_step.h"
-#include "engine/cuda/pinned_buffer.h"
 #include "engine/graph_dtype.h"
 #include "kernels/dtype.h"
 #include "parallel/device_collectives.h"
@@ -83,7 +82,7 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
   const bool device_shard = on_device && opt.layout.zero1 && (shape.dp > 1 || device_comm);
   const size_t state_bytes = !on_device     ? AdamW::state_bytes(shard.size())
                              : device_shard ? gpu::device_sharded_optimizer_bytes(shard.size(), shape.dp)
-                                            : gpu::device_optimizer_bytes(graph_, device_comm);
+                                            : gpu::device_optimizer_bytes(graph_, device_comm || shape.dp > 1);
   executor_ = std::make_unique<Executor>(graph_, backend, state_bytes, opt.memory_limit);
   verify_plan(graph_, executor_->plan());
   std::vector<bool> owned;
@@ -125,7 +124,7 @@ Runner::Runner(RankGraph g, std::unique_ptr<RunnerComms> comms, Backend& backend
       buckets_ = std::make_unique<GradientBuckets>(graph_, n_model_params_, opt.layout.bucket_elems, *c_->comms.dp);
       device_->set_gradient_hooks(buckets_->hooks(), c_->comms.dp->device_stream());
     } else if (shape.dp > 1) {
-      device_->set_gradient_reduction([this](void* grads, size_t n) { reduce_on_host(grads, n); });
+      device_->set_gradient_reduction([this](void*, size_t n) { sum_gradients(*c_->comms.dp, 0, n); });
     }
     return;
   }
@@ -146,23 +145,6 @@ void Runner::set_graph_replay(bool on) {
 }
 
 size_t Runner::graph_nodes() const { return device_ ? device_->graph_nodes() : 0; }
-
-// The DP sum of the device step's bf16 gradients through host memory (the MPI communicator carries
-// host buffers): downloaded into one pinned buffer reused every step (bf16 at its head, the fp32
-// sum after it), summed in fp32, rounded back to bf16 once, uploaded from the same buffer.
-void Runner::reduce_on_host(void* grads, size_t n) {
-  if (!host_staging_) host_staging_ = std::make_unique<gpu::PinnedBuffer>();
-  const size_t head = (n * sizeof(ferry::bf16) + 255) / 256 * 256;
-  host_staging_->reserve(head + n * sizeof(float));
-  auto* h = host_staging_->as<ferry::bf16>();
-  auto* f = reinterpret_cast<float*>(host_staging_->as<char>() + head);
-  backend_.download(h, grads, n * sizeof(ferry::bf16));
-  for (size_t i = 0; i < n; ++i) f[i] = ferry::bf16_to_float(h[i]);
-  c_->comms.dp->all_reduce(f, n, DType::f32, ReduceOp::sum);
-  for (size_t i = 0; i < n; ++i) h[i] = ferry::float_to_bf16(f[i]);
-  backend_.upload(grads, h, n * sizeof(ferry::bf16));
-  backend_.synchronize();  // the next step's download writes the same buffer
-}
 
 namespace {
 
@@ -527,8 +509,10 @@ void Runner::reduce_and_update(float lr, StepResult& r) {
 }
 
 // Elements [begin, begin + count) of the gradient buffer summed over `comm`, in place: fp32 on the
-// CPU; on CUDA bf16 summed in fp32 (device to device on NCCL, through pinned host memory on MPI),
-// eagerly (the queues are made for the call and released once their work is done).
+// CPU; on CUDA bf16 summed in fp32 in a device scratch (device to device on NCCL, through the one
+// pinned staging buffer of device_collectives on MPI), rounded back once, eagerly (the queues are
+// made for the call and released once their work is done). Pipeline stages' DP and tied sums, and
+// the device step's DP sum on a host communicator.
 void Runner::sum_gradients(Communicator& comm, size_t begin, size_t count) {
   const Tensor grads = executor_->grads();
   const auto queues = make_collective_queues(backend_, comm);

@@ -48,7 +48,6 @@
 
 namespace ferry::gpu {
 class DeviceStep;    // engine/cuda/device_step.h
-class PinnedBuffer;  // engine/cuda/pinned_buffer.h
 }
 
 namespace ferry::parallel {
@@ -146,7 +145,6 @@ class Runner final : public StepRunner {
     Message received;
   };
   void load(const Batch& b);
-  void reduce_on_host(void* grads, size_t n);
   void all_reduce_scalar(Communicator& comm, double& x);
   float* grads_ptr() const { return executor_->grads().as<float>(); }
   // Pipeline pieces.
@@ -189,8 +187,7 @@ class Runner final : public StepRunner {
   std::unique_ptr<HostQueues> host_queues_;   // the CPU's
   DeviceBuffer scalar_;                       // all_reduce_scalar on a device communicator
   DeviceBuffer link_scratch_;                 // CUDA: a host message's fp32 values on the device
-  DeviceBuffer reduce_scratch_;               // CUDA under PP: fp32 sums of bf16 gradients
-  std::unique_ptr<gpu::PinnedBuffer> host_staging_;  // reduce_on_host's, reused every step
+  DeviceBuffer reduce_scratch_;               // CUDA: fp32 sums of bf16 gradients (sum_gradients)
   std::deque<InFlight> in_flight_;
   std::vector<DeviceBuffer> spare_arenas_;
   int steps_ = 0;

@@ -96,8 +96,8 @@ struct OptimizerShard {
   explicit operator bool() const { return static_cast<bool>(reduce_scatter); }
 };
 
-// Device bytes of the optimizer state for a graph: fp32 master, m and v; with `reduce_buffer`, the
-// fp32 DP reduce buffer of set_gradient_hooks too.
+// Device bytes of the optimizer state for a graph: fp32 master, m and v; with `reduce_buffer`, an
+// fp32 buffer of the gradients' size for the DP sum too (set_gradient_hooks', or the runner's).
 size_t device_optimizer_bytes(const Graph& g, bool reduce_buffer = false);
 // Under ZeRO-1: master, m, v and the reduce-scattered gradients for the shard (4 · shard floats),
 // and the fp32 buffer of the padded whole (ranks · shard floats) the collectives go through.

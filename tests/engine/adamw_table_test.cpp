@@ -18,33 +18,10 @@
 #include "engine/finetune/techniques.h"
 #include "engine/model/heads.h"
 #include "engine/optim/adamw.h"
+#include "tests/finetune/finetune_graphs.h"
 
 namespace ferry {
 namespace {
-
-// A small sentiment graph with the lower block frozen and layer-wise learning rates: frozen,
-// decayed and undecayed runs, and alignment gaps between parameters.
-Graph frozen_graph() {
-  GptConfig c;
-  c.preset = "adamw-table-test";
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_embd = 24;
-  c.vocab_size = 50;
-  c.max_seq_len = 8;
-  HeadSpec h;
-  h.task = "sentiment";
-  h.n_classes = 3;
-  TrunkOptions o;
-  o.batch = 2;
-  o.seq_len = 8;
-  TaskGraph g = build_task_graph(c, h, o);
-  Techniques t;
-  t.freeze = "lower:1";
-  t.layer_lr_decay = 0.5f;
-  apply_techniques(g.graph, c, t);
-  return std::move(g.graph);
-}
 
 struct Element {
   float lr_scale, weight_decay;
@@ -79,7 +56,7 @@ std::vector<float> zero_gaps(const Graph& g, std::vector<float> v) {
 }
 
 TEST(AdamWTable, FrozenParametersAreLrScaleZeroSegmentsThatCountNowhere) {
-  const Graph g = frozen_graph();
+  const Graph g = test::frozen_sentiment_graph();
   AdamWConfig cfg;
   const int n = static_cast<int>(g.params.size());
   const AdamWTable t = adamw_table(g, n, {}, {0, params_storage_end(g, n)}, cfg);
@@ -116,7 +93,7 @@ TEST(AdamWTable, FrozenParametersAreLrScaleZeroSegmentsThatCountNowhere) {
 }
 
 TEST(AdamWTable, AnUpdateLeavesFrozenValuesAndMomentsExactlyAsTheyWere) {
-  const Graph g = frozen_graph();
+  const Graph g = test::frozen_sentiment_graph();
   AdamWConfig cfg;
   cfg.grad_clip = 0;
   AdamW opt(g, cfg);
@@ -145,7 +122,7 @@ TEST(AdamWTable, AnUpdateLeavesFrozenValuesAndMomentsExactlyAsTheyWere) {
 }
 
 TEST(AdamWTable, Zero1ShardsAgreeWithTheWholeTableAndUpdateBitwiseTheSame) {
-  const Graph g = frozen_graph();
+  const Graph g = test::frozen_sentiment_graph();
   AdamWConfig cfg;
   const int np = static_cast<int>(g.params.size());
   const size_t end = params_storage_end(g, np);
@@ -179,7 +156,7 @@ TEST(AdamWTable, Zero1ShardsAgreeWithTheWholeTableAndUpdateBitwiseTheSame) {
 }
 
 TEST(AdamWTable, OwnedFlagsDecideWhatTheNormCounts) {
-  const Graph g = frozen_graph();
+  const Graph g = test::frozen_sentiment_graph();
   const int np = static_cast<int>(g.params.size());
   std::vector<bool> owned(static_cast<size_t>(np), true);
   owned[static_cast<size_t>(np) - 1] = false;  // e.g. a replica another TP rank counts

@@ -13,6 +13,7 @@
 #include "engine/finetune/techniques.h"
 #include "engine/model/heads.h"
 #include "engine/optim/device_table.h"
+#include "tests/finetune/finetune_graphs.h"
 
 namespace ferry {
 namespace {
@@ -110,28 +111,6 @@ TEST(DeviceTable, AParameterAnotherRankOwnsIsNotCounted) {
 
 // ---- against the CPU optimizer's table ----------------------------------------------------------
 
-Graph finetune_graph() {
-  GptConfig c;
-  c.preset = "device-table-test";
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_embd = 24;
-  c.vocab_size = 50;
-  c.max_seq_len = 8;
-  HeadSpec h;
-  h.task = "sentiment";
-  h.n_classes = 3;
-  TrunkOptions o;
-  o.batch = 2;
-  o.seq_len = 8;
-  TaskGraph g = build_task_graph(c, h, o);
-  Techniques t;
-  t.freeze = "lower:1";
-  t.layer_lr_decay = 0.5f;
-  apply_techniques(g.graph, c, t);
-  return std::move(g.graph);
-}
-
 std::vector<float> random_values(size_t n, uint64_t seed, float lo, float hi) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> d(lo, hi);
@@ -160,7 +139,7 @@ void device_update(const DeviceTable& d, float* master, float* m, float* v, cons
 }
 
 TEST(DeviceTable, EveryShardSumsAndUpdatesAsTheCpuOptimizersTable) {
-  const Graph g = finetune_graph();
+  const Graph g = test::frozen_sentiment_graph();
   const int np = static_cast<int>(g.params.size());
   std::vector<bool> owned(static_cast<size_t>(np), true);
   owned[static_cast<size_t>(np) - 2] = false;  // a replica another TP rank counts

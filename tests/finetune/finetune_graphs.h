@@ -33,6 +33,31 @@ inline GptConfig finetune_config(bool causal, int n_embd = 64, int n_head = 4) {
   return c;
 }
 
+// A small sentiment graph with the lower block frozen and layer-wise learning rates: frozen,
+// decayed and undecayed runs of parameters and alignment gaps between them (the optimizer
+// tables' tests).
+inline Graph frozen_sentiment_graph() {
+  GptConfig c;
+  c.preset = "frozen-sentiment-test";
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_embd = 24;
+  c.vocab_size = 50;
+  c.max_seq_len = 8;
+  HeadSpec h;
+  h.task = "sentiment";
+  h.n_classes = 3;
+  TrunkOptions o;
+  o.batch = 2;
+  o.seq_len = 8;
+  TaskGraph g = build_task_graph(c, h, o);
+  Techniques t;
+  t.freeze = "lower:1";
+  t.layer_lr_decay = 0.5f;
+  apply_techniques(g.graph, c, t);
+  return std::move(g.graph);
+}
+
 inline std::vector<FinetuneCase> finetune_cases() {
   auto seq = [](Pooling p) {
     HeadSpec h;

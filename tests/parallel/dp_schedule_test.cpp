@@ -27,6 +27,7 @@
 #include "engine/executor.h"
 #include "engine/model/gpt.h"
 #include "parallel/data_parallel.h"
+#include "tests/parallel/host_wait_backend.h"
 
 namespace ferry {
 namespace {
@@ -43,28 +44,6 @@ struct Entry {
 };
 
 using Timeline = std::vector<Entry>;
-
-// The CPU backend, with its host waits on the timeline.
-class RecordingBackend final : public Backend {
- public:
-  explicit RecordingBackend(Timeline& t) : cpu_(make_cpu_backend()), t_(t) {}
-  Device device() const override { return cpu_->device(); }
-  std::string name() const override { return "recording"; }
-  void* allocate(size_t bytes) override { return cpu_->allocate(bytes); }
-  void release(void* p) override { cpu_->release(p); }
-  void upload(void* dst, const void* src, size_t bytes) override { cpu_->upload(dst, src, bytes); }
-  void download(void* dst, const void* src, size_t bytes) override {
-    t_.push_back({Entry::host_wait, Queue::compute, -1, src, bytes, "backend download"});
-    cpu_->download(dst, src, bytes);
-  }
-  void zero(void* p, size_t bytes) override { cpu_->zero(p, bytes); }
-  void synchronize() override { t_.push_back({Entry::host_wait, Queue::compute, -1, nullptr, 0, "backend synchronize"}); }
-  size_t capacity() const override { return cpu_->capacity(); }
-
- private:
-  std::unique_ptr<Backend> cpu_;
-  Timeline& t_;
-};
 
 // The step's queues as the CUDA step has them: widen copies the bucket into a separate fp32 reduce
 // buffer at the same offsets, narrow copies it back. On the CPU both run when issued.
@@ -173,7 +152,9 @@ size_t find(const Timeline& t, size_t from, const std::function<bool(const Entry
 TEST(DpSchedule, CollectivesOnACudaBackendAreIssuedInACapturableOrder) {
   const Model m = model();
   Timeline t;
-  RecordingBackend backend(t);
+  test::HostWaitBackend backend([&t](const std::string& what, const void* ptr, size_t bytes) {
+    t.push_back({Entry::host_wait, Queue::compute, -1, ptr, bytes, what});
+  });
   Executor ex(m.g, backend);
   load(ex, m);
   const size_t n = static_cast<size_t>(m.g.storage_size());

@@ -28,6 +28,34 @@ using namespace ferry;
 using ferry::test::mpi_world;
 using namespace ferry::test::runner_gpu;
 
+namespace {
+
+// Losses and clipped norms within bf16's rounding of one process's, step by step, and a reference
+// that trained.
+void expect_trains_like(const std::vector<StepResult>& got, const std::vector<StepResult>& want) {
+  for (int s = 0; s < kSteps; ++s) {
+    EXPECT_NEAR(got[s].loss, want[s].loss, 1e-2 * want[s].loss) << "step " << s + 1;
+    EXPECT_NEAR(got[s].grad_norm, want[s].grad_norm, 2e-2 * want[s].grad_norm) << "step " << s + 1;
+  }
+  EXPECT_LT(want.back().loss, want.front().loss) << "the reference did not train";
+}
+
+// Parameters within 2e-3 of one process's after kSteps, whose parameters moved further than that
+// from initial() (or the comparison would prove nothing).
+void expect_params_near(const std::vector<float>& params, const std::vector<float>& want_params) {
+  ASSERT_EQ(params.size(), want_params.size());
+  double worst = 0, moved = 0;
+  const std::vector<float> start = initial();
+  for (size_t i = 0; i < params.size(); ++i) {
+    worst = std::max(worst, std::fabs(double(params[i]) - want_params[i]));
+    moved = std::max(moved, std::fabs(double(want_params[i]) - start[i]));
+  }
+  EXPECT_LT(worst, 2e-3) << "parameters after " << kSteps << " steps (bf16 gradients, lr 1e-3)";
+  EXPECT_GT(moved, 2e-3) << "the reference's parameters barely moved: the comparison above would prove nothing";
+}
+
+}  // namespace
+
 TEST(RunnerGpu, DataParallelTwoRanksOnOneGpuEqualOneProcess) {
   if (cuda_device_count() == 0) GTEST_SKIP() << device_summary();
   const int dp = mpi_world().size();
@@ -70,21 +98,9 @@ void expect_model_parallel_equals_one_process(parallel::ParallelLayout layout) {
   ASSERT_EQ(step->grid().shape().pp, layout.pp);
   step->set_parameters(initial());
   const std::vector<StepResult> got = train(*step, 0, kB);
-  for (int s = 0; s < kSteps; ++s) {
-    EXPECT_NEAR(got[s].loss, want[s].loss, 1e-2 * want[s].loss) << "step " << s + 1;
-    EXPECT_NEAR(got[s].grad_norm, want[s].grad_norm, 2e-2 * want[s].grad_norm) << "step " << s + 1;
-  }
-  EXPECT_LT(want.back().loss, want.front().loss) << "the reference did not train";
+  expect_trains_like(got, want);
   const std::vector<float> params = step->parameters();
-  ASSERT_EQ(params.size(), want_params.size());
-  double worst = 0, moved = 0;
-  const std::vector<float> start = initial();
-  for (size_t i = 0; i < params.size(); ++i) {
-    worst = std::max(worst, std::fabs(double(params[i]) - want_params[i]));
-    moved = std::max(moved, std::fabs(double(want_params[i]) - start[i]));
-  }
-  EXPECT_LT(worst, 2e-3) << "parameters after " << kSteps << " steps (bf16 gradients, lr 1e-3)";
-  EXPECT_GT(moved, 2e-3) << "the reference's parameters barely moved: the comparison above would prove nothing";
+  expect_params_near(params, want_params);
   const OptimizerState state = step->optimizer_state();
   EXPECT_EQ(state.steps, want_state.steps);
   ASSERT_EQ(state.m.size(), want_state.m.size());
@@ -188,21 +204,9 @@ TEST(RunnerGpu, Zero1TwoRanksOnOneGpuEqualOneProcessAndDataParallelState) {
   auto step = parallel::make_gpt_runner(tiny(), kB, kT, kMicro, AdamWConfig{}, {1, 1, true}, mpi_world(), *gpu);
   step->set_parameters(initial());
   const std::vector<StepResult> got = train(*step, step->data_shard().rank * kB, kB);
-  for (int s = 0; s < kSteps; ++s) {
-    EXPECT_NEAR(got[s].loss, want[s].loss, 1e-2 * want[s].loss) << "step " << s + 1;
-    EXPECT_NEAR(got[s].grad_norm, want[s].grad_norm, 2e-2 * want[s].grad_norm) << "step " << s + 1;
-  }
-  EXPECT_LT(want.back().loss, want.front().loss) << "the reference did not train";
+  expect_trains_like(got, want);
   const std::vector<float> params = step->parameters();
-  ASSERT_EQ(params.size(), want_params.size());
-  double worst = 0, moved = 0;
-  const std::vector<float> start = initial();
-  for (size_t i = 0; i < params.size(); ++i) {
-    worst = std::max(worst, std::fabs(double(params[i]) - want_params[i]));
-    moved = std::max(moved, std::fabs(double(want_params[i]) - start[i]));
-  }
-  EXPECT_LT(worst, 2e-3) << "parameters after " << kSteps << " steps (bf16 gradients, lr 1e-3)";
-  EXPECT_GT(moved, 2e-3) << "the reference's parameters barely moved: the comparison above would prove nothing";
+  expect_params_near(params, want_params);
   // Both ranks read back the same whole model (each shard came from its owner).
   std::vector<float> sum = params;
   mpi_world().all_reduce(sum.data(), sum.size(), parallel::DType::f32, parallel::ReduceOp::sum);

@@ -38,6 +38,7 @@
 #include "engine/optim/adamw.h"
 #include "parallel/device_collectives.h"
 #include "parallel/step_factory.h"
+#include "tests/parallel/host_wait_backend.h"
 #include "tests/parallel/mpi_world.h"
 
 namespace ferry {
@@ -62,28 +63,6 @@ struct Entry {
 };
 
 using Timeline = std::vector<Entry>;
-
-// The CPU backend, with its host waits on the timeline.
-class RecordingBackend final : public Backend {
- public:
-  explicit RecordingBackend(Timeline& t) : cpu_(make_cpu_backend()), t_(t) {}
-  Device device() const override { return cpu_->device(); }
-  std::string name() const override { return "recording"; }
-  void* allocate(size_t bytes) override { return cpu_->allocate(bytes); }
-  void release(void* p) override { cpu_->release(p); }
-  void upload(void* dst, const void* src, size_t bytes) override { cpu_->upload(dst, src, bytes); }
-  void download(void* dst, const void* src, size_t bytes) override {
-    t_.push_back({Entry::host_wait, Queue::compute, -1, "backend download", src, bytes});
-    cpu_->download(dst, src, bytes);
-  }
-  void zero(void* p, size_t bytes) override { cpu_->zero(p, bytes); }
-  void synchronize() override { t_.push_back({Entry::host_wait, Queue::compute, -1, "backend synchronize"}); }
-  size_t capacity() const override { return cpu_->capacity(); }
-
- private:
-  std::unique_ptr<Backend> cpu_;
-  Timeline& t_;
-};
 
 // A group's queues as the CUDA runner has them (stream queues), recorded.
 class RecordingQueues final : public StepQueues {
@@ -204,7 +183,9 @@ TEST(TpSchedule, CollectivesOnACudaBackendAreIssuedInACapturableOrder) {
 
   // The same rank graph, its TP group registered with a recording communicator and queues.
   Timeline t;
-  RecordingBackend backend(t);
+  test::HostWaitBackend backend([&t](const std::string& what, const void* ptr, size_t bytes) {
+    t.push_back({Entry::host_wait, Queue::compute, -1, what, ptr, bytes});
+  });
   auto comms = std::make_unique<parallel::RunnerComms>(mpi_world(), parallel::RankGrid::from_tp_pp(2, 1, 2));
   RecordingCommunicator tp(t, "tp", *comms->comms.tp), model(t, "model", *comms->comms.model);
   comms->tp_group = std::make_unique<parallel::GroupRegistration>(tp, std::make_unique<RecordingQueues>(t, "tp"));
